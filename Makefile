@@ -1,0 +1,41 @@
+# Every target sets itself up on a fresh machine: `make test` is all a new checkout needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS := redis,postgres,otel,shop,bench,dev
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: test test-fast lint typecheck bench install clean
+
+# The install step reruns only when pyproject.toml changes (the stamp carries its hash).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/python -c "import tailguard, redis, sqlalchemy, pytest, hypothesis, tenacity"
+	@touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src/tailguard tests/typing
+
+test: lint typecheck
+	$(BIN)/pytest
+
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

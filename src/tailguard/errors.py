@@ -1,0 +1,114 @@
+"""Every exception tailguard raises, in one tree.
+
+::
+
+    TailguardError
+     +- Rejected                 the call did not run; ``retry_after`` (seconds) when known
+     |   +- CircuitOpenError     a circuit breaker is open (or half-open with no probe left)
+     |   +- BulkheadFullError    no slot and no room in the waiting queue, or the wait ran out
+     |   +- RateLimitExceeded    a rate limit said no
+     +- DeadlineExceeded         a ``Timeout`` ran out (also a builtin ``TimeoutError``)
+     +- BackendUnavailable       a Redis / database / broker error, raised ``from`` the original
+     +- ConfigurationError       a setting had a wrong value (also a ``ValueError``)
+
+Expected outcomes are values (a rate-limit ``Decision``); only failures and rejections raise.
+Backend errors are translated at the boundary, so callers catch tailguard's names and still see
+the original error as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailable",
+    "BulkheadFullError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "DeadlineExceeded",
+    "RateLimitExceeded",
+    "Rejected",
+    "TailguardError",
+]
+
+
+class TailguardError(Exception):
+    """Base of every error raised by tailguard."""
+
+
+class Rejected(TailguardError):
+    """A policy refused to run the call; nothing was attempted.
+
+    ``retry_after`` is the number of seconds after which trying again may succeed, or ``None``
+    when the policy cannot know.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CircuitOpenError(Rejected):
+    """The circuit breaker ``name`` is open; ``retry_after`` is the time until it half-opens."""
+
+    def __init__(self, name: str, *, retry_after: float | None = None) -> None:
+        when = "" if retry_after is None else f"; retry after {retry_after:.3f}s"
+        super().__init__(f"circuit {name!r} is open{when}", retry_after=retry_after)
+        self.name = name
+
+
+class BulkheadFullError(Rejected):
+    """The bulkhead ``name`` had no free slot and no room (or no time) left to wait."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_concurrent: int,
+        max_queue: int,
+        reason: str = "full",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            f"bulkhead {name!r} {reason} (max_concurrent={max_concurrent}, max_queue={max_queue})",
+            retry_after=retry_after,
+        )
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.reason = reason
+
+
+class RateLimitExceeded(Rejected):
+    """A rate limit refused the request for ``key``; ``retry_after`` seconds until one fits."""
+
+    def __init__(self, key: str, *, limit: str = "", retry_after: float | None = None) -> None:
+        what = f" ({limit})" if limit else ""
+        super().__init__(f"rate limit exceeded for {key!r}{what}", retry_after=retry_after)
+        self.key = key
+        self.limit = limit
+
+
+class DeadlineExceeded(TailguardError, TimeoutError):
+    """A ``Timeout`` ran out after ``timeout`` seconds. Also a builtin ``TimeoutError``."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(f"{name!r} timed out after {timeout:g}s")
+        self.name = name
+        self.timeout = timeout
+
+
+class BackendUnavailable(TailguardError):
+    """A backend (``redis``, ``postgres``, a broker) failed; the original error is the cause."""
+
+    def __init__(self, backend: str, detail: str = "") -> None:
+        super().__init__(f"{backend} unavailable" + (f": {detail}" if detail else ""))
+        self.backend = backend
+
+
+class ConfigurationError(TailguardError, ValueError):
+    """A setting had a wrong value: the message names the setting and the value."""
+
+    def __init__(self, setting: str, value: object, expected: str) -> None:
+        super().__init__(f"{setting}={value!r}: expected {expected}")
+        self.setting = setting
+        self.value = value
+        self.expected = expected

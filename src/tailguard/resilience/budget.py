@@ -1,0 +1,103 @@
+"""``RetryBudget``: retries may add at most a fraction of recent traffic, plus a small floor.
+
+As in Finagle's ``RetryBudget`` and gRPC's retry throttling: every call deposits one request;
+every retry (or hedge) withdraws one. Over the last ``window`` seconds, retries may not exceed
+``ratio`` x requests + ``min_per_second`` x ``window``. So when a dependency is down, a fleet of
+clients adds at most ``ratio`` more load instead of multiplying it by the attempt count.
+
+``RetryBudget()`` is Finagle's default: 20 % of requests plus 10 retries per second, over 10 s.
+One budget is meant to be shared by every ``Retry``/``Hedge`` that calls the same dependency.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tailguard._clock import SYSTEM_CLOCK, Clock
+from tailguard.errors import ConfigurationError
+
+__all__ = ["RetryBudget"]
+
+
+class RetryBudget:
+    """A shared allowance of retries (see the module docstring). Times are in seconds."""
+
+    __slots__ = (
+        "_deposits",
+        "_epoch",
+        "_n",
+        "_now",
+        "_slot",
+        "_total_deposits",
+        "_total_withdrawals",
+        "_withdrawals",
+        "min_per_second",
+        "ratio",
+        "window",
+    )
+
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        *,
+        min_per_second: float = 10.0,
+        window: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if not 0 <= ratio <= 1:
+            raise ConfigurationError("RetryBudget.ratio", ratio, "a fraction 0..1 of requests")
+        if min_per_second < 0:
+            raise ConfigurationError("RetryBudget.min_per_second", min_per_second, ">= 0")
+        if window <= 0:
+            raise ConfigurationError("RetryBudget.window", window, "seconds > 0")
+        self.ratio = ratio
+        self.min_per_second = min_per_second
+        self.window = window
+        self._now = clock.now
+        self._n = max(1, math.ceil(window))  # one-second slots (or one slot if window < 1 s)
+        self._slot = window / self._n
+        self._deposits = [0] * self._n
+        self._withdrawals = [0] * self._n
+        self._total_deposits = 0
+        self._total_withdrawals = 0
+        self._epoch = int(self._now() / self._slot)
+
+    def _roll(self, epoch: int) -> int:
+        """Advance to ``epoch``, dropping slots that left the window; return the slot index."""
+        n = self._n
+        for e in range(max(self._epoch + 1, epoch - n + 1), epoch + 1):
+            i = e % n
+            self._total_deposits -= self._deposits[i]
+            self._total_withdrawals -= self._withdrawals[i]
+            self._deposits[i] = self._withdrawals[i] = 0
+        self._epoch = epoch
+        return epoch % n
+
+    def deposit(self) -> None:
+        """Record one request (call it once per call, not per attempt)."""
+        epoch = int(self._now() / self._slot)
+        i = epoch % self._n if epoch == self._epoch else self._roll(epoch)
+        self._deposits[i] += 1
+        self._total_deposits += 1
+
+    def balance(self) -> float:
+        """How many retries the budget would allow right now."""
+        epoch = int(self._now() / self._slot)
+        if epoch != self._epoch:
+            self._roll(epoch)
+        allowance = self.ratio * self._total_deposits + self.min_per_second * self.window
+        return allowance - self._total_withdrawals
+
+    def try_withdraw(self) -> bool:
+        """Take one retry from the budget; False (and nothing taken) when it is empty."""
+        if self.balance() < 1:
+            return False
+        self._withdrawals[self._epoch % self._n] += 1
+        self._total_withdrawals += 1
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryBudget(ratio={self.ratio}, min_per_second={self.min_per_second}, "
+            f"window={self.window}, balance={self.balance():.1f})"
+        )

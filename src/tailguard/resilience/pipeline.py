@@ -1,0 +1,51 @@
+"""``Pipeline(*policies)``: policies composed outermost first, at the cost of their own calls.
+
+``Pipeline(Timeout(1), Retry(), CircuitBreaker(), Bulkhead())`` runs each call as
+``timeout(retry(breaker(bulkhead(fn))))``: one deadline over all attempts, each attempt
+through the breaker and the bulkhead. Composition happens once, at construction: a call passes
+the inner policies' ``call`` methods down as arguments, so no closure is built per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
+
+from tailguard.errors import ConfigurationError
+from tailguard.resilience._policy import Policy, PolicyBase
+
+__all__ = ["Pipeline"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Pipeline(PolicyBase):
+    """Compose ``policies``, the first one outermost. Nested pipelines are flattened."""
+
+    __slots__ = ("_head", "_rest", "name", "policies")
+
+    def __init__(self, *policies: Policy, name: str = "pipeline") -> None:
+        flat: list[Policy] = []
+        for p in policies:
+            if isinstance(p, Pipeline):
+                flat.extend(p.policies)
+            elif callable(getattr(p, "call", None)):
+                flat.append(p)
+            else:
+                raise ConfigurationError("Pipeline policy", p, "a policy with a call() method")
+        if not flat:
+            raise ConfigurationError("Pipeline", policies, "at least one policy")
+        self.policies: tuple[Policy, ...] = tuple(flat)
+        self.name = name
+        self._head = flat[0].call
+        self._rest = tuple(p.call for p in flat[1:])
+
+    def call(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, T]:
+        """``await pipeline.call(fn, *args, **kwargs)``: run ``fn`` through every policy."""
+        return cast(Coroutine[Any, Any, T], self._head(*self._rest, fn, *args, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"Pipeline({', '.join(map(repr, self.policies))})"
