@@ -15,6 +15,7 @@ __all__ = ["Fallback"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _UNSET: Any = object()
 
@@ -23,7 +24,9 @@ class Fallback(Generic[R]):
     """On a failure matching ``on`` (default ``Exception``), return ``value``, or the result of
     ``handler(exc)`` (sync or async). ``CancelledError`` always propagates.
 
-    ``Fallback([])``, ``Fallback(handler=lambda exc: cached_profile)``.
+    ``Fallback("anonymous")``, ``Fallback(handler=lambda exc: cached_profile)``. A call returns
+    ``T | R`` (the call's type or the fallback's); give ``R`` when it cannot be inferred, as in
+    ``Fallback[list[str]]([])``.
     """
 
     __slots__ = ("_handler", "_hooks", "_on", "_value", "name")
@@ -47,7 +50,9 @@ class Fallback(Generic[R]):
         self.name = name
         self._hooks = resolve_hooks(hooks)
 
-    async def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def call(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T | R:
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:
@@ -61,11 +66,11 @@ class Fallback(Generic[R]):
                 return await answer
             return answer
 
-    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T | R]]:
         call = self.call
 
         @functools.wraps(fn)
-        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T | R:
             return await call(fn, *args, **kwargs)
 
         return guarded

@@ -1,0 +1,115 @@
+"""The public names are a promise: changing them must be a decision, made here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import tailguard
+import tailguard.errors
+import tailguard.events
+import tailguard.resilience
+import tailguard.testing
+
+
+def test_top_level_names() -> None:
+    assert sorted(tailguard.__all__) == sorted(
+        [
+            "BackendUnavailable",
+            "Bulkhead",
+            "BulkheadFullError",
+            "CircuitBreaker",
+            "CircuitOpenError",
+            "Clock",
+            "ConfigurationError",
+            "DeadlineExceeded",
+            "Fallback",
+            "HookRegistry",
+            "ManualClock",
+            "MonotonicClock",
+            "Pipeline",
+            "RateLimitExceeded",
+            "Rejected",
+            "Retry",
+            "RetryBudget",
+            "TailguardError",
+            "Timeout",
+            "__version__",
+            "hooks",
+        ]
+    )
+
+
+def test_resilience_names() -> None:
+    assert sorted(tailguard.resilience.__all__) == sorted(
+        [
+            "AIMD",
+            "AdaptiveLimit",
+            "Backoff",
+            "BreakerConfig",
+            "BreakerState",
+            "Bulkhead",
+            "CircuitBreaker",
+            "Deadline",
+            "Fallback",
+            "Gradient2",
+            "Hedge",
+            "LimitAlgorithm",
+            "Pipeline",
+            "Policy",
+            "Retry",
+            "RetryBudget",
+            "Timeout",
+            "current_deadline",
+            "time_remaining",
+        ]
+    )
+
+
+def test_errors_events_and_testing_names() -> None:
+    assert sorted(tailguard.errors.__all__) == [
+        "BackendUnavailable",
+        "BulkheadFullError",
+        "CircuitOpenError",
+        "ConfigurationError",
+        "DeadlineExceeded",
+        "RateLimitExceeded",
+        "Rejected",
+        "TailguardError",
+    ]
+    assert sorted(tailguard.events.__all__) == [
+        "CallRejected",
+        "CircuitStateChanged",
+        "Event",
+        "FallbackUsed",
+        "HedgeFired",
+        "Hook",
+        "HookRegistry",
+        "LimitChanged",
+        "RetryGaveUp",
+        "RetryScheduled",
+        "TimeoutExpired",
+        "hooks",
+    ]
+    assert sorted(tailguard.testing.__all__) == [
+        "ManualClock",
+        "RecordingHook",
+        "no_backoff",
+        "set_backoff",
+    ]
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (tailguard, tailguard.resilience, tailguard.errors, tailguard.events):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_import_tailguard_stays_light() -> None:
+    heavy = ["redis", "sqlalchemy", "opentelemetry", "prometheus_client", "httpx", "pydantic"]
+    code = (
+        "import sys, tailguard, tailguard.resilience, tailguard.testing;"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
