@@ -1,0 +1,3 @@
+"""Suite-wide pytest configuration: the real-service fixtures live in ``tests/services.py``."""
+
+pytest_plugins = ["tests.services"]
