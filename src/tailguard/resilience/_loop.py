@@ -1,9 +1,11 @@
 """The running task, found without ``get_running_loop`` on Python 3.11.
 
 On 3.11, ``asyncio.get_running_loop()`` (and so ``current_task()``) calls ``getpid()`` on every
-call, a system call that costs more than the rest of a policy. We remember the last loop seen
-and trust it only while it is running in this very thread (``loop._thread_id``), which is
-exactly when it is this thread's running loop. 3.12 made ``current_task`` fast; we use it there.
+call, a system call that costs more than the rest of a policy. ``current_tasks`` is asyncio's
+own loop -> running task map; a caller that remembers a loop may look its task up there while
+``loop._thread_id == threading.get_ident()``, which holds exactly when that loop is running in
+this thread, i.e. is this thread's running loop. 3.12 made ``current_task`` fast, and there
+``current_tasks`` is None.
 """
 
 from __future__ import annotations
@@ -14,20 +16,21 @@ from collections.abc import Callable
 from threading import get_ident
 from typing import Any
 
-__all__ = ["running_task"]
+__all__ = ["current_tasks", "running_task"]
 
-running_task: Callable[[], asyncio.Task[Any] | None]
+current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+running_task: Callable[[], asyncio.Task[Any] | None] = asyncio.current_task
 
-if sys.version_info >= (3, 12) or not hasattr(asyncio.tasks, "_current_tasks"):
-    running_task = asyncio.current_task
-else:  # pragma: no cover - exercised on 3.11 only
-    _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
-        asyncio.tasks._current_tasks
-    )
+_tasks_map = getattr(asyncio.tasks, "_current_tasks", None)
+if sys.version_info < (3, 12) and isinstance(_tasks_map, dict):
+    current_tasks = _tasks_map
     _last: list[Any] = [None]
 
-    def running_task() -> asyncio.Task[Any] | None:
+    def _running_task_311() -> asyncio.Task[Any] | None:
+        assert current_tasks is not None
         loop = _last[0]
         if loop is None or getattr(loop, "_thread_id", None) != get_ident():
             loop = _last[0] = asyncio.get_running_loop()
-        return _current_tasks.get(loop)
+        return current_tasks.get(loop)
+
+    running_task = _running_task_311

@@ -113,7 +113,6 @@ class BreakerState:
     ``release(gen)``. Transitions queue in ``pending`` for the driver to publish."""
 
     __slots__ = (
-        "_window",
         "config",
         "consecutive",
         "generation",
@@ -122,6 +121,7 @@ class BreakerState:
         "probes_admitted",
         "probes_passed",
         "state",
+        "window",
     )
 
     def __init__(self, config: BreakerConfig) -> None:
@@ -133,9 +133,9 @@ class BreakerState:
         self.probes_admitted = 0
         self.probes_passed = 0
         self.pending: list[Transition] = []
-        self._window: CountWindow | TimeWindow | None = None
+        self.window: CountWindow | TimeWindow | None = None
         if config.rate_mode:
-            self._window = (
+            self.window = (
                 TimeWindow(config.window_seconds)
                 if config.window_seconds is not None
                 else CountWindow(config.window)
@@ -151,8 +151,8 @@ class BreakerState:
         self.generation += 1
         self.consecutive = 0
         self.probes_admitted = self.probes_passed = 0
-        if self._window is not None:
-            self._window.reset()
+        if self.window is not None:
+            self.window.reset()
         if new == OPEN:
             self.opened_at = now
 
@@ -200,7 +200,7 @@ class BreakerState:
                 if self.probes_passed >= cfg.half_open_probes:
                     self._to(CLOSED, now)
             return
-        window = self._window
+        window = self.window
         if window is None:
             if failed or slow:
                 self.consecutive += 1
@@ -251,6 +251,7 @@ class CircuitBreaker(PolicyBase):
         "_hooks",
         "_ignore",
         "_now",
+        "_plain",
         "_scope",
         "_slow",
         "_st",
@@ -295,6 +296,7 @@ class CircuitBreaker(PolicyBase):
         self._ignore = exception_matcher(ignore_on, "CircuitBreaker.ignore_on")
         self._slow = slow_call_duration if slow_call_duration is not None else float("inf")
         self._timed = self.config.timed
+        self._plain = not self._timed and not self.config.rate_mode
         self.clock = clock
         self._now = clock.now
         self._hooks = resolve_hooks(hooks)
@@ -356,7 +358,11 @@ class CircuitBreaker(PolicyBase):
             self._publish()
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        generation = self._admit()
+        st = self._st
+        # Fast path: a closed breaker in consecutive mode needs neither the clock nor a method
+        # call to admit a call and to record its success.
+        plain = self._plain and st.state == CLOSED
+        generation = st.generation if plain else self._admit()
         start = self._now() if self._timed else 0.0
         try:
             result = await fn(*args, **kwargs)
@@ -364,9 +370,12 @@ class CircuitBreaker(PolicyBase):
             self._settle(generation, start, exc)
             raise
         except BaseException:  # cancelled (or interpreter exit): neither success nor failure
-            self._st.release(generation)
+            st.release(generation)
             raise
-        self._settle(generation, start, None)
+        if plain and generation == st.generation:
+            st.consecutive = 0
+        else:
+            self._settle(generation, start, None)
         return result
 
     async def __aenter__(self) -> CircuitBreaker:

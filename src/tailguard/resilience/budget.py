@@ -25,11 +25,11 @@ class RetryBudget:
     __slots__ = (
         "_deposits",
         "_epoch",
+        "_i",
         "_n",
         "_now",
         "_slot",
-        "_total_deposits",
-        "_total_withdrawals",
+        "_slot_end",
         "_withdrawals",
         "min_per_second",
         "ratio",
@@ -58,42 +58,41 @@ class RetryBudget:
         self._slot = window / self._n
         self._deposits = [0] * self._n
         self._withdrawals = [0] * self._n
-        self._total_deposits = 0
-        self._total_withdrawals = 0
         self._epoch = int(self._now() / self._slot)
+        self._i = self._epoch % self._n
+        self._slot_end = (self._epoch + 1) * self._slot
 
-    def _roll(self, epoch: int) -> int:
-        """Advance to ``epoch``, dropping slots that left the window; return the slot index."""
+    def _advance(self, now: float) -> None:
+        """Move to the slot of ``now``, emptying the slots that left the window."""
+        epoch = max(int(now / self._slot), self._epoch + 1)
         n = self._n
         for e in range(max(self._epoch + 1, epoch - n + 1), epoch + 1):
-            i = e % n
-            self._total_deposits -= self._deposits[i]
-            self._total_withdrawals -= self._withdrawals[i]
-            self._deposits[i] = self._withdrawals[i] = 0
+            self._deposits[e % n] = self._withdrawals[e % n] = 0
         self._epoch = epoch
-        return epoch % n
+        self._i = epoch % n
+        self._slot_end = (epoch + 1) * self._slot
 
     def deposit(self) -> None:
         """Record one request (call it once per call, not per attempt)."""
-        epoch = int(self._now() / self._slot)
-        i = epoch % self._n if epoch == self._epoch else self._roll(epoch)
-        self._deposits[i] += 1
-        self._total_deposits += 1
+        # The hot path: one clock read, one comparison, one increment.
+        now = self._now()
+        if now >= self._slot_end:
+            self._advance(now)
+        self._deposits[self._i] += 1
 
     def balance(self) -> float:
         """How many retries the budget would allow right now."""
-        epoch = int(self._now() / self._slot)
-        if epoch != self._epoch:
-            self._roll(epoch)
-        allowance = self.ratio * self._total_deposits + self.min_per_second * self.window
-        return allowance - self._total_withdrawals
+        now = self._now()
+        if now >= self._slot_end:
+            self._advance(now)
+        allowance = self.ratio * sum(self._deposits) + self.min_per_second * self.window
+        return allowance - sum(self._withdrawals)
 
     def try_withdraw(self) -> bool:
         """Take one retry from the budget; False (and nothing taken) when it is empty."""
         if self.balance() < 1:
             return False
-        self._withdrawals[self._epoch % self._n] += 1
-        self._total_withdrawals += 1
+        self._withdrawals[self._i] += 1
         return True
 
     def __repr__(self) -> str:

@@ -141,7 +141,10 @@ class Bulkhead(PolicyBase):
         try:
             return await fn(*args, **kwargs)
         finally:
-            self.release()
+            if self._waiters:
+                self.release()
+            else:
+                self._active -= 1
 
     async def __aenter__(self) -> Bulkhead:
         await self.acquire()

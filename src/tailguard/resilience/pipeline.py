@@ -8,6 +8,7 @@ the inner policies' ``call`` methods down as arguments, so no closure is built p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -23,7 +24,7 @@ T = TypeVar("T")
 class Pipeline(PolicyBase):
     """Compose ``policies``, the first one outermost. Nested pipelines are flattened."""
 
-    __slots__ = ("_head", "_rest", "name", "policies")
+    __slots__ = ("_chain", "name", "policies")
 
     def __init__(self, *policies: Policy, name: str = "pipeline") -> None:
         flat: list[Policy] = []
@@ -38,14 +39,23 @@ class Pipeline(PolicyBase):
             raise ConfigurationError("Pipeline", policies, "at least one policy")
         self.policies: tuple[Policy, ...] = tuple(flat)
         self.name = name
-        self._head = flat[0].call
-        self._rest = tuple(p.call for p in flat[1:])
+        # outer.call(inner1.call, inner2.call, ..., fn, *args): built once, a C-level partial.
+        self._chain = functools.partial(flat[0].call, *(p.call for p in flat[1:]))
 
     def call(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, T]:
         """``await pipeline.call(fn, *args, **kwargs)``: run ``fn`` through every policy."""
-        return cast(Coroutine[Any, Any, T], self._head(*self._rest, fn, *args, **kwargs))
+        return cast(Coroutine[Any, Any, T], self._chain(fn, *args, **kwargs))
+
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        chain = functools.partial(self._chain, fn)
+
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await chain(*args, **kwargs)  # type: ignore[no-any-return]
+
+        return guarded
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(map(repr, self.policies))})"

@@ -4,9 +4,10 @@ A deadline lives in a ContextVar while the call runs, so an inner ``Retry`` know
 is left (:func:`time_remaining`) and a nested ``Timeout`` keeps the tighter of the two.
 
 Cost: ``asyncio.timeout`` schedules (and cancels) one loop timer per call. Here every deadline
-that falls in the same millisecond shares one timer: entering a ``Timeout`` is a set insert, and
-the loop runs at most one callback per millisecond however many calls are in flight. A deadline
-therefore fires up to ``RESOLUTION`` (1 ms) late, never early.
+that falls in the same millisecond tick shares one timer: entering a ``Timeout`` is a dict
+insert, and the loop runs at most one callback per tick however many calls are in flight. A
+deadline therefore fires up to ``RESOLUTION`` (1 ms) late, never early; for the same reason an
+inner deadline in the same tick as an outer one is left to the outer.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
+from threading import get_ident
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from tailguard._clock import SYSTEM_CLOCK, Clock, MonotonicClock
 from tailguard.errors import ConfigurationError, DeadlineExceeded
 from tailguard.events import HookRegistry, TimeoutExpired
-from tailguard.resilience._loop import running_task
+from tailguard.resilience._loop import current_tasks, running_task
 from tailguard.resilience._policy import PolicyBase, resolve_hooks
 
 __all__ = ["RESOLUTION", "Deadline", "Timeout", "current_deadline", "time_remaining"]
@@ -30,82 +32,71 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RESOLUTION = 0.001  # seconds: deadlines are grouped by this tick on the shared timer
+_TICKS_PER_SECOND = round(1 / RESOLUTION)
+
+Task = asyncio.Task[Any]
+
+# While a Timeout runs, the ContextVar holds a plain tuple (a tuple is the cheapest object to
+# build on the hot path): (at, timeout, tick, scope). ``at`` is in seconds on the timeout's
+# clock, ``tick`` is the shared-timer tick (None on other clocks), ``scope`` is None on the
+# call path and a _Scope for ``async with``.
+_Entry = tuple[float, "Timeout", int | None, "_Scope | None"]
+_CURRENT: ContextVar[_Entry | None] = ContextVar("tailguard_deadline", default=None)
 
 
-class Deadline:
-    """One running ``Timeout``: when it ends (``at``, seconds on the owner's clock), the task it
-    cancels, and whether it fired."""
+class Deadline(NamedTuple):
+    """The deadline of the running call: ``at`` (seconds on ``timeout.clock``)."""
 
-    __slots__ = ("at", "bucket", "cancelling", "fired", "owner", "task", "token")
-
-    def __init__(self, at: float, owner: Timeout, task: asyncio.Task[Any]) -> None:
-        self.at = at
-        self.owner = owner
-        self.task = task
-        self.cancelling = task.cancelling()
-        self.fired = False
-        self.bucket: set[Deadline] | None = None
-        self.token: Token[Deadline | None] | None = None
-
-    @property
-    def clock(self) -> Clock:
-        return self.owner.clock
+    at: float
+    timeout: Timeout
 
     def remaining(self) -> float:
         """Seconds left before this deadline (negative once passed)."""
-        return self.at - self.owner._now()
-
-    def expire(self) -> None:
-        if not self.fired and not self.task.done():
-            self.fired = True
-            self.task.cancel()
-            self.owner._hooks.emit(TimeoutExpired(self.owner.name, self.owner.seconds))
-
-
-_CURRENT: ContextVar[Deadline | None] = ContextVar("tailguard_deadline", default=None)
+        return self.at - self.timeout.clock.now()
 
 
 def current_deadline() -> Deadline | None:
     """The innermost deadline of the running call, or ``None`` outside any ``Timeout``."""
-    return _CURRENT.get()
+    entry = _CURRENT.get()
+    return None if entry is None else Deadline(entry[0], entry[1])
 
 
 def time_remaining() -> float | None:
     """Seconds left before the current deadline, or ``None`` when there is none."""
-    d = _CURRENT.get()
-    return None if d is None else d.at - d.owner._now()
-
-
-_TICKS_PER_SECOND = round(1 / RESOLUTION)
+    entry = _CURRENT.get()
+    return None if entry is None else entry[0] - entry[1]._now()
 
 
 class _Wheel:
-    """Per-loop timer shared by every deadline: one loop callback per occupied tick."""
+    """Per-loop timer shared by every deadline: one loop callback per occupied tick.
 
-    __slots__ = ("__weakref__", "buckets", "loop")
+    ``buckets[tick]`` maps each task with a deadline in that tick to its ``Timeout``; a task is
+    in a bucket at most once, because a nested deadline in the same tick is left to the outer.
+    ``fired`` holds the (task, tick) pairs cancelled by the timer and not yet acknowledged.
+    """
+
+    __slots__ = ("__weakref__", "buckets", "fired", "loop", "raw", "tasks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.buckets: dict[int, set[Deadline]] = {}
+        self.buckets: dict[int, dict[Task, Timeout]] = {}
+        self.fired: set[tuple[Task, int]] = set()
+        # The 3.11 shortcut to the running task (see _loop.py), for loops that allow it.
+        self.tasks = current_tasks if hasattr(loop, "_thread_id") else None
+        self.raw: Any = loop  # the same loop, typed to let us read its private _thread_id
 
-    def add(self, d: Deadline, now: float) -> None:
-        # Round up so that a deadline never fires early.
-        tick = int(d.at * _TICKS_PER_SECOND) + 1
-        bucket = self.buckets.get(tick)
-        if bucket is None:
-            bucket = self.schedule(tick, now)
-        bucket.add(d)
-        d.bucket = bucket
-
-    def schedule(self, tick: int, now: float) -> set[Deadline]:
-        bucket: set[Deadline] = set()
+    def schedule(self, tick: int, now: float) -> dict[Task, Timeout]:
+        bucket: dict[Task, Timeout] = {}
         self.buckets[tick] = bucket
         self.loop.call_later(tick / _TICKS_PER_SECOND - now, self._fire, tick)
         return bucket
 
     def _fire(self, tick: int) -> None:
-        for d in self.buckets.pop(tick, ()):
-            d.expire()
+        for task, timeout in self.buckets.pop(tick, {}).items():
+            if not task.done():
+                self.fired.add((task, tick))
+                task.cancel()
+                timeout._hooks.emit(TimeoutExpired(timeout.name, timeout.seconds))
 
 
 _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel] = weakref.WeakKeyDictionary()
@@ -118,9 +109,27 @@ def _wheel_for(loop: asyncio.AbstractEventLoop) -> _Wheel:
     return wheel
 
 
-async def _watch(d: Deadline) -> None:
-    await d.owner.clock.sleep(d.remaining())
-    d.expire()
+class _Scope:
+    """The state of one deadline that is not on the fast path (``async with``, other clocks)."""
+
+    __slots__ = ("cancelling", "fired", "task", "tick", "token", "watcher", "wheel")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.fired = False
+        self.tick: int | None = None
+        self.wheel: _Wheel | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.token: Token[_Entry | None] | None = None
+
+    def ours(self) -> bool:
+        """Did our deadline cancel the task, and nobody else meanwhile? (Acknowledges it.)"""
+        if self.wheel is not None and self.tick is not None:
+            key = (self.task, self.tick)
+            self.fired = key in self.wheel.fired
+            self.wheel.fired.discard(key)
+        return self.fired and self.task.uncancel() <= self.cancelling
 
 
 class Timeout(PolicyBase):
@@ -132,7 +141,7 @@ class Timeout(PolicyBase):
     sleeping (one watcher task per call, so use the default in production).
     """
 
-    __slots__ = ("_hooks", "_now", "_real", "_watchers", "_wheel", "clock", "name", "seconds")
+    __slots__ = ("_hooks", "_now", "_real", "_wheel", "clock", "name", "seconds")
 
     def __init__(
         self,
@@ -155,97 +164,116 @@ class Timeout(PolicyBase):
         self._real = isinstance(clock, MonotonicClock)
         self._hooks = resolve_hooks(hooks)
         self._wheel: _Wheel | None = None
-        self._watchers: dict[Deadline, asyncio.Task[None]] = {}
 
-    def _enter(self, outer: Deadline | None) -> Deadline | None:
-        """Start this call's deadline, or return None when a tighter outer one governs."""
-        now = self._now()
-        at = now + self.seconds
-        if outer is not None and (
-            outer.at <= at if outer.owner.clock is self.clock else outer.remaining() <= self.seconds
-        ):
-            return None
-        task = running_task()
-        if task is None:
-            raise RuntimeError("Timeout must be used inside an asyncio task")
-        d = Deadline(at, self, task)
-        if self._real:
-            wheel = self._wheel
-            if wheel is None or wheel.loop is not task.get_loop():
-                wheel = self._wheel = _wheel_for(task.get_loop())
-            wheel.add(d, now)
-        else:
-            self._watchers[d] = asyncio.ensure_future(_watch(d))
-        return d
-
-    def _leave(self, d: Deadline) -> None:
-        if d.bucket is not None:
-            d.bucket.discard(d)
-        else:
-            watcher = self._watchers.pop(d, None)
-            if watcher is not None:
-                watcher.cancel()
+    def _governed(self, outer: _Entry | None, at: float, tick: int | None) -> bool:
+        """Does an outer deadline end no later than ours (so that it alone governs)?"""
+        if outer is None:
+            return False
+        if tick is not None and outer[2] is not None:
+            return outer[2] <= tick
+        return outer[0] - outer[1]._now() <= at - self._now()
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        # The hot path of the library: _enter/_leave inlined for the real clock.
+        # The hot path of the library, so it is written out flat for the real clock: find the
+        # task, put it in its tick's bucket, publish the deadline, run, take it out again.
         if not self._real:
-            return await self._call_generic(fn, *args, **kwargs)
+            return await self._call_scoped(fn, *args, **kwargs)
         now = self._now()
         at = now + self.seconds
+        tick = int(at * _TICKS_PER_SECOND) + 1  # round up: never fire early
         outer = _CURRENT.get()
-        if outer is not None and outer.at <= at and outer.owner._real:
+        if outer is not None and self._governed(outer, at, tick):
             return await fn(*args, **kwargs)
-        task = running_task()
-        if task is None:
-            raise RuntimeError("Timeout must be used inside an asyncio task")
-        d = Deadline(at, self, task)
         wheel = self._wheel
-        if wheel is None or wheel.loop is not task.get_loop():
-            wheel = self._wheel = _wheel_for(task.get_loop())
-        tick = int(at * _TICKS_PER_SECOND) + 1
+        if wheel is not None and wheel.tasks is not None and wheel.raw._thread_id == get_ident():
+            task = wheel.tasks.get(wheel.loop)  # see _loop.py: skips getpid() on 3.11
+        else:
+            task = running_task()
+            if task is not None and (wheel is None or wheel.loop is not task.get_loop()):
+                wheel = self._wheel = _wheel_for(task.get_loop())
+        if task is None or wheel is None:
+            raise RuntimeError("Timeout must be used inside an asyncio task")
         bucket = wheel.buckets.get(tick)
         if bucket is None:
             bucket = wheel.schedule(tick, now)
-        bucket.add(d)
-        d.bucket = bucket
-        token = _CURRENT.set(d)
+        bucket[task] = self
+        cancelling = task.cancelling()
+        token = _CURRENT.set((at, self, tick, None))
         try:
             return await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            # Ours only if it fired and nobody else cancelled the task meanwhile.
-            if d.fired and task.uncancel() <= d.cancelling:
-                raise DeadlineExceeded(self.name, self.seconds) from None
+            fired = wheel.fired
+            if fired and (task, tick) in fired:
+                fired.discard((task, tick))
+                if task.uncancel() <= cancelling:  # nobody else cancelled it meanwhile
+                    raise DeadlineExceeded(self.name, self.seconds) from None
             raise
         finally:
             _CURRENT.reset(token)
-            bucket.discard(d)
+            bucket.pop(task, None)
+            if wheel.fired:  # fired, but the call swallowed the cancellation
+                wheel.fired.discard((task, tick))
 
-    async def _call_generic(
+    # -- the scoped path: ``async with`` and clocks other than the real one -------------------
+
+    def _open(self) -> _Scope:
+        now = self._now()
+        at = now + self.seconds
+        tick = int(at * _TICKS_PER_SECOND) + 1 if self._real else None
+        outer = _CURRENT.get()
+        task = running_task()
+        if task is None:
+            raise RuntimeError("Timeout must be used inside an asyncio task")
+        scope = _Scope(task)
+        if self._governed(outer, at, tick):
+            assert outer is not None
+            scope.token = _CURRENT.set((outer[0], outer[1], outer[2], scope))  # no timer
+            return scope
+        if tick is not None:
+            wheel = self._wheel = _wheel_for(task.get_loop())
+            bucket = wheel.buckets.get(tick) or wheel.schedule(tick, now)
+            bucket[task] = self
+            scope.wheel, scope.tick = wheel, tick
+        else:
+            scope.watcher = asyncio.ensure_future(self._watch(scope, at))
+        scope.token = _CURRENT.set((at, self, tick, scope))
+        return scope
+
+    async def _watch(self, scope: _Scope, at: float) -> None:
+        await self.clock.sleep(at - self._now())
+        if not scope.task.done():
+            scope.fired = True
+            scope.task.cancel()
+            self._hooks.emit(TimeoutExpired(self.name, self.seconds))
+
+    def _close(self, scope: _Scope) -> None:
+        assert scope.token is not None
+        _CURRENT.reset(scope.token)
+        if scope.watcher is not None:
+            scope.watcher.cancel()
+        if scope.wheel is not None and scope.tick is not None:
+            bucket = scope.wheel.buckets.get(scope.tick)
+            if bucket is not None:
+                bucket.pop(scope.task, None)
+
+    async def _call_scoped(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        d = self._enter(_CURRENT.get())
-        if d is None:
-            return await fn(*args, **kwargs)
-        token = _CURRENT.set(d)
+        scope = self._open()
         try:
             return await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            if d.fired and d.task.uncancel() <= d.cancelling:
+            if scope.ours():
                 raise DeadlineExceeded(self.name, self.seconds) from None
             raise
         finally:
-            _CURRENT.reset(token)
-            self._leave(d)
+            self._close(scope)
 
     async def __aenter__(self) -> Deadline:
-        outer = _CURRENT.get()
-        d = self._enter(outer)
-        if d is None:
-            # A tighter outer deadline governs: stand in for it, with no timer of our own.
-            assert outer is not None
-            d = Deadline(outer.at, self, outer.task)
-        d.token = _CURRENT.set(d)
-        return d
+        self._open()
+        entry = _CURRENT.get()
+        assert entry is not None
+        return Deadline(entry[0], entry[1])
 
     async def __aexit__(
         self,
@@ -253,12 +281,12 @@ class Timeout(PolicyBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        d = _CURRENT.get()
-        if d is None or d.owner is not self or d.token is None:
+        entry = _CURRENT.get()
+        scope = None if entry is None else entry[3]
+        if scope is None or scope.token is None:
             raise RuntimeError(f"{self!r}: __aexit__ without a matching __aenter__")
-        _CURRENT.reset(d.token)
-        self._leave(d)
-        if exc_type is asyncio.CancelledError and d.fired and d.task.uncancel() <= d.cancelling:
+        self._close(scope)
+        if exc_type is asyncio.CancelledError and scope.ours():
             raise DeadlineExceeded(self.name, self.seconds) from exc
 
     def __repr__(self) -> str:
