@@ -5,19 +5,21 @@ the calls slower than 95 % of recent successes). Hedges draw from a shared
 :class:`RetryBudget`, so hedging cannot double the load on a struggling dependency. Only hedge
 idempotent calls: every attempt may reach the server.
 
-Cost: a hedged call runs its attempts as tasks (a few microseconds each). Until ``min_samples``
-latencies are known, percentile mode runs the call directly with no hedge.
+The first attempt runs inline in the caller's task, so a call that answers before the delay
+costs one loop timer; hedges run as tasks, and a hedge that answers first cancels the inline
+attempt. Until ``min_samples`` latencies are known, percentile mode runs the call directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from tailguard._clock import SYSTEM_CLOCK, Clock
 from tailguard.errors import ConfigurationError
 from tailguard.events import HedgeFired, HookRegistry
+from tailguard.resilience._loop import running_task
 from tailguard.resilience._policy import PolicyBase, resolve_hooks
 from tailguard.resilience.budget import RetryBudget
 
@@ -110,46 +112,112 @@ class Hedge(PolicyBase):
             self._budget.deposit()
         delay = self.current_delay()
         start = self._now()
-        if delay is None or self.max_hedges == 0:
+        task = running_task()
+        if delay is None or self.max_hedges == 0 or task is None:
             result = await fn(*args, **kwargs)
             self._observe(self._now() - start)
             return result
-
-        async def attempt() -> T:
-            return await fn(*args, **kwargs)
-
-        tasks: list[asyncio.Task[T]] = [asyncio.ensure_future(attempt())]
-        hedges_left = self.max_hedges
-        error: BaseException | None = None
+        # The first attempt runs inline, in the caller's task; hedges run as tasks. When a hedge
+        # answers first, it cancels the caller's task, and we turn that into its answer.
+        race: _Race[T] = _Race(self, task, fn, args, kwargs, delay)
         try:
-            while tasks:
-                done, _ = await asyncio.wait(
-                    tasks,
-                    timeout=delay if hedges_left > 0 else None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not done:
-                    if self._budget is not None and not self._budget.try_withdraw():
-                        hedges_left = 0  # budget empty: let the attempts in flight finish
-                        continue
-                    hedges_left -= 1
-                    self._hooks.emit(HedgeFired(self.name, len(tasks), delay))
-                    tasks.append(asyncio.ensure_future(attempt()))
-                    continue
-                for t in done:
-                    tasks.remove(t)
-                    if t.cancelled():
-                        continue
-                    exc = t.exception()
-                    if exc is None:
-                        self._observe(self._now() - start)
-                        return t.result()
-                    error = exc
-            if error is None:  # every attempt was cancelled from outside
-                raise asyncio.CancelledError
-            raise error
+            result = await fn(*args, **kwargs)
+            race.primary_running = False
+        except asyncio.CancelledError:
+            race.primary_running = False
+            if race.answer is not None and task.uncancel() <= race.cancelling:
+                self._observe(self._now() - start)
+                return race.answer.result()
+            raise
+        except Exception as exc:
+            race.primary_running = False
+            result = await race.hedged_answer(exc)  # the hedges in flight may still answer
         finally:
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            await race.close()
+        self._observe(self._now() - start)
+        return result
+
+
+class _Race(Generic[T]):
+    """One hedged call: the timer that launches hedges and the hedge tasks in flight."""
+
+    __slots__ = (
+        "answer",
+        "args",
+        "cancelling",
+        "delay",
+        "fn",
+        "hedge",
+        "hedges",
+        "kwargs",
+        "left",
+        "primary",
+        "primary_running",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        hedge: Hedge,
+        primary: asyncio.Task[Any],
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        delay: float,
+    ) -> None:
+        self.hedge = hedge
+        self.primary = primary
+        self.cancelling = primary.cancelling()
+        self.primary_running = True
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.delay = delay
+        self.left = hedge.max_hedges
+        self.hedges: list[asyncio.Task[T]] = []
+        self.answer: asyncio.Task[T] | None = None
+        self.timer: asyncio.TimerHandle | None = primary.get_loop().call_later(delay, self.launch)
+
+    async def _attempt(self) -> T:
+        return await self.fn(*self.args, **self.kwargs)
+
+    def launch(self) -> None:
+        self.timer = None
+        budget = self.hedge._budget
+        if self.answer is not None or (budget is not None and not budget.try_withdraw()):
+            return
+        self.left -= 1
+        self.hedge._hooks.emit(HedgeFired(self.hedge.name, len(self.hedges) + 1, self.delay))
+        attempt = asyncio.ensure_future(self._attempt())
+        attempt.add_done_callback(self._settled)
+        self.hedges.append(attempt)
+        if self.left > 0:
+            self.timer = self.primary.get_loop().call_later(self.delay, self.launch)
+
+    def _settled(self, attempt: asyncio.Task[T]) -> None:
+        if self.answer is None and not attempt.cancelled() and attempt.exception() is None:
+            self.answer = attempt
+            if self.primary_running:
+                self.primary.cancel()
+
+    async def hedged_answer(self, error: Exception) -> T:
+        """The first attempt failed with ``error``: a hedge in flight may still answer (no new
+        hedge starts: trying again after a failure is ``Retry``'s job)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        pending = [h for h in self.hedges if not h.done()]
+        while self.answer is None and pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            pending = [h for h in pending if h not in done]
+        if self.answer is not None:
+            return self.answer.result()
+        raise error
+
+    async def close(self) -> None:
+        """Stop the timer; cancel the hedges that lost and wait until they are gone."""
+        if self.timer is not None:
+            self.timer.cancel()
+        losers = [h for h in self.hedges if h is not self.answer and not h.done()]
+        for h in losers:
+            h.cancel()
+        if losers:
+            await asyncio.wait(losers)

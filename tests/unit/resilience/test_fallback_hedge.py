@@ -135,6 +135,32 @@ async def test_first_failure_waits_for_the_hedge() -> None:
     assert await Hedge(0.01).call(flaky) == "hedge ok"
 
 
+async def test_a_failure_before_the_delay_raises_at_once_without_a_hedge() -> None:
+    registry = HookRegistry()
+    rec = RecordingHook(registry)
+    calls = 0
+
+    async def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await Hedge(0.05, hooks=registry).call(down)
+    await asyncio.sleep(0.08)
+    assert calls == 1
+    assert not rec.of(HedgeFired)
+
+
+async def test_the_caller_task_is_left_clean_after_a_hedge_wins() -> None:
+    backend = Backend(5.0, 0.0)
+    assert await Hedge(0.005).call(backend) == 1
+    current = asyncio.current_task()
+    assert current is not None
+    assert current.cancelling() == 0  # the inline attempt's cancellation was absorbed
+    await asyncio.sleep(0.01)  # and does not strike later
+
+
 async def test_all_attempts_failing_raises() -> None:
     async def down() -> None:
         await asyncio.sleep(0.02)
