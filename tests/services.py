@@ -325,6 +325,48 @@ def start_throwaway_redis() -> ThrowawayRedis:
     return ThrowawayRedis(f"redis://{LOOPBACK}:{port}/0", port, process, directory)
 
 
+class KillableRedis:
+    """A ``redis-server`` a test may kill and bring back on the same port (reliability tests)."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="tailguard-killable-"))
+        self.process, self.port = _spawn_redis(self.directory, "killable")
+        self.url = f"redis://{LOOPBACK}:{self.port}/0"
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL): clients see their connections drop."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start it again on the same port and wait until it answers PING."""
+        argv = _redis_server_argv(self.port, self.directory)
+        with (self.directory / "restart.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        if not _wait_for(
+            functools.partial(redis_ping, self.url), timeout=START_TIMEOUT, processes=[self.process]
+        ):
+            raise ServiceUnavailable(f"redis-server did not come back on port {self.port}")
+
+    def stop(self) -> None:
+        try:
+            _terminate(self.process)
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def killable_redis() -> Iterator[KillableRedis]:
+    """A private Redis the test may kill and restart; stopped afterwards."""
+    server = require_service(KillableRedis, context="a killable redis-server: ")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def resolve_redis_url(candidate: str) -> tuple[str, ThrowawayRedis | None]:
     """``candidate`` if it answers PING, else the URL of a throwaway server (and the server).
 

@@ -10,6 +10,9 @@
      +- DeadlineExceeded         a ``Timeout`` ran out (also a builtin ``TimeoutError``)
      +- BackendUnavailable       a Redis / database / broker error, raised ``from`` the original
      +- ConfigurationError       a setting had a wrong value (also a ``ValueError``)
+     +- CacheValueError          a key or value the cache cannot take (also a ``ValueError``)
+         +- KeyTooLong           a cache key longer than its limit (bytes)
+         +- ValueTooLarge        an encoded value larger than its limit (bytes)
 
 Expected outcomes are values (a rate-limit ``Decision``); only failures and rejections raise.
 Backend errors are translated at the boundary, so callers catch tailguard's names and still see
@@ -21,12 +24,15 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailable",
     "BulkheadFullError",
+    "CacheValueError",
     "CircuitOpenError",
     "ConfigurationError",
     "DeadlineExceeded",
+    "KeyTooLong",
     "RateLimitExceeded",
     "Rejected",
     "TailguardError",
+    "ValueTooLarge",
 ]
 
 
@@ -112,3 +118,26 @@ class ConfigurationError(TailguardError, ValueError):
         self.setting = setting
         self.value = value
         self.expected = expected
+
+
+class CacheValueError(TailguardError, ValueError):
+    """The cache refused a key or a value; nothing was stored."""
+
+
+class KeyTooLong(CacheValueError):
+    """A cache key of ``size`` bytes is over the ``limit``."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"cache key of {size} bytes is over the limit of {limit}: {key[:80]!r}...")
+        self.size = size
+        self.limit = limit
+
+
+class ValueTooLarge(CacheValueError):
+    """A value encoded to ``size`` bytes is over the ``limit`` for ``key``."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"value for {key!r} encodes to {size} bytes, over the limit of {limit}")
+        self.key = key
+        self.size = size
+        self.limit = limit

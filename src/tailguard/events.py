@@ -23,6 +23,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "CacheCoalesced",
+    "CacheError",
+    "CacheHit",
+    "CacheInvalidated",
+    "CacheLoad",
+    "CacheMiss",
     "CallRejected",
     "CircuitStateChanged",
     "Event",
@@ -129,6 +135,57 @@ class LimitChanged(Event):
     new: int
 
 
+# --- cache ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit(Event):
+    """``key`` was found fresh in tier ``tier`` of cache ``name``."""
+
+    tier: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMiss(Event):
+    """``key`` was in no tier of cache ``name``."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheError(Event):
+    """Tier ``tier`` failed (or was skipped by its open breaker) during ``operation``."""
+
+    tier: str
+    operation: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLoad(Event):
+    """The loader for ``key`` ran for ``seconds``; ``ok`` is False when it raised."""
+
+    key: str
+    seconds: float
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCoalesced(Event):
+    """A miss of ``key`` waited for a load already in flight instead of starting its own."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInvalidated(Event):
+    """``key`` was evicted from tier ``tier`` because it changed elsewhere (``"*"``: all)."""
+
+    tier: str
+    key: str
+
+
 # --- registry -----------------------------------------------------------------------------
 
 
@@ -141,9 +198,10 @@ class Hook(Protocol[E_contra]):
 class HookRegistry:
     """Subscribers by event type; ``emit`` calls each hook whose type matches (subclasses too)."""
 
-    __slots__ = ("_dispatch", "_subs")
+    __slots__ = ("_dispatch", "_subs", "active")
 
     def __init__(self) -> None:
+        self.active = False  # any subscriber at all? Hot paths test this before building events.
         self._subs: list[tuple[tuple[type[Event], ...], Callable[[Any], None]]] = []
         # event class -> hooks, rebuilt lazily so emit is a dict lookup and a loop.
         self._dispatch: dict[type[Event], tuple[Callable[[Any], None], ...]] = {}
@@ -159,11 +217,13 @@ class HookRegistry:
         entry: tuple[tuple[type[Event], ...], Callable[[Any], None]] = (types or (Event,), hook)
         self._subs.append(entry)
         self._dispatch.clear()
+        self.active = True
 
         def unsubscribe() -> None:
             if entry in self._subs:
                 self._subs.remove(entry)
                 self._dispatch.clear()
+                self.active = bool(self._subs)
 
         return unsubscribe
 
@@ -186,6 +246,7 @@ class HookRegistry:
         """Remove every subscriber."""
         self._subs.clear()
         self._dispatch.clear()
+        self.active = False
 
     def __bool__(self) -> bool:
         return bool(self._subs)

@@ -70,14 +70,23 @@ def test_errors_events_and_testing_names() -> None:
     assert sorted(tailguard.errors.__all__) == [
         "BackendUnavailable",
         "BulkheadFullError",
+        "CacheValueError",
         "CircuitOpenError",
         "ConfigurationError",
         "DeadlineExceeded",
+        "KeyTooLong",
         "RateLimitExceeded",
         "Rejected",
         "TailguardError",
+        "ValueTooLarge",
     ]
     assert sorted(tailguard.events.__all__) == [
+        "CacheCoalesced",
+        "CacheError",
+        "CacheHit",
+        "CacheInvalidated",
+        "CacheLoad",
+        "CacheMiss",
         "CallRejected",
         "CircuitStateChanged",
         "Event",
@@ -108,8 +117,28 @@ def test_every_exported_name_exists() -> None:
 def test_import_tailguard_stays_light() -> None:
     heavy = ["redis", "sqlalchemy", "opentelemetry", "prometheus_client", "httpx", "pydantic"]
     code = (
-        "import sys, tailguard, tailguard.resilience, tailguard.testing;"
+        "import sys, tailguard, tailguard.resilience, tailguard.testing, tailguard.cache;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cache_names() -> None:
+    import tailguard.cache
+
+    assert sorted(tailguard.cache.__all__) == [
+        "CacheKey",
+        "Codec",
+        "Entry",
+        "JsonCodec",
+        "MISSING",
+        "MemoryTier",
+        "MsgpackCodec",
+        "RedisTier",
+        "SignedPickleCodec",
+        "Tier",
+        "TieredCache",
+    ]
+    for name in tailguard.cache.__all__:
+        assert getattr(tailguard.cache, name) is not None

@@ -1,0 +1,49 @@
+"""Tiered caching: L1 memory, L2 Redis, L3 Redis Cluster, with versioned keys and no stampede.
+
+::
+
+    from tailguard.cache import CacheKey, MemoryTier, RedisTier, TieredCache
+
+    cache = TieredCache([MemoryTier(), RedisTier(redis_client), RedisTier(cluster_client)])
+    key = CacheKey("api", version="v2").build("user", user_id, "profile")
+    await cache.set(key, profile, ttl=300)
+    profile = await cache.get_or_load(key, lambda: load_profile(user_id), ttl=300)
+
+``TieredCache`` is the core abstraction: read-through with promotion, write-through, a
+``MISSING`` sentinel (falsy values are hits), negative caching, TTL jitter, per-tier circuit
+breakers and single-flight loading.
+"""
+
+from typing import TYPE_CHECKING
+
+from tailguard.cache.codec import Codec, JsonCodec, MsgpackCodec, SignedPickleCodec
+from tailguard.cache.keys import CacheKey
+from tailguard.cache.tiered import MISSING, TieredCache
+from tailguard.cache.tiers.base import Entry, Tier
+from tailguard.cache.tiers.memory import MemoryTier
+
+if TYPE_CHECKING:
+    from tailguard.cache.tiers.redis import RedisTier
+
+__all__ = [
+    "MISSING",
+    "CacheKey",
+    "Codec",
+    "Entry",
+    "JsonCodec",
+    "MemoryTier",
+    "MsgpackCodec",
+    "RedisTier",
+    "SignedPickleCodec",
+    "Tier",
+    "TieredCache",
+]
+
+
+def __getattr__(name: str) -> object:
+    # RedisTier needs redis-py's client at hand, not at import: load it when first asked for.
+    if name == "RedisTier":
+        from tailguard.cache.tiers.redis import RedisTier
+
+        return RedisTier
+    raise AttributeError(name)

@@ -1,0 +1,360 @@
+"""``TieredCache``: read-through, write-through levels (L1 memory, L2 Redis, L3 Redis Cluster).
+
+A read tries each tier in turn and promotes a hit to the tiers above it, with the time the hit
+has left (a promoted copy never outlives the original). A write goes to every tier. Remote tiers
+sit behind their own circuit breaker and timeout: a dead Redis costs one fast failure, then is
+skipped until its breaker half-opens, and the cache keeps answering from L1 and the loader.
+
+``MISSING`` is the miss: every other value, ``0``, ``""``, ``[]`` and ``None`` included, is a
+hit (the guide's ``if value:`` treats falsy values as misses). With ``negative_ttl`` set, a
+loader answering ``None`` ("not found") is cached for that shorter time.
+
+``get_or_load`` makes one loader call for N concurrent misses of one key in this process
+(single flight); the callers that waited are told so by a ``CacheCoalesced`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Final, ParamSpec, TypeVar, cast
+
+from tailguard.cache.keys import CacheKey
+from tailguard.cache.tiers.base import Entry, Tier
+from tailguard.cache.tiers.memory import MemoryTier
+from tailguard.errors import ConfigurationError, Rejected
+from tailguard.events import (
+    CacheCoalesced,
+    CacheError,
+    CacheHit,
+    CacheLoad,
+    CacheMiss,
+    HookRegistry,
+)
+from tailguard.events import hooks as default_hooks
+from tailguard.resilience import CircuitBreaker, Pipeline, Timeout
+
+__all__ = ["MISSING", "TieredCache"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_log = logging.getLogger("tailguard.cache")
+
+
+class _Missing:
+    """The type of ``MISSING``."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""What ``get`` returns for a miss (unless given a ``default``)."""
+
+
+def _guard_for(
+    cache: str,
+    tier: Tier,
+    timeout: float | None,
+    failures: int,
+    recovery: float,
+    hooks: HookRegistry,
+) -> Pipeline:
+    breaker = CircuitBreaker(
+        f"{cache}:{tier.name}", failure_threshold=failures, recovery_time=recovery, hooks=hooks
+    )
+    if timeout is None:
+        return Pipeline(breaker)
+    return Pipeline(breaker, Timeout(timeout, name=f"{cache}:{tier.name}", hooks=hooks))
+
+
+class TieredCache:
+    """Cache levels tried in order: ``TieredCache([MemoryTier(), RedisTier(redis)])``.
+
+    ``jitter`` (0..1): every TTL is shortened by up to that fraction at random, so that keys
+    written together do not expire together. ``negative_ttl`` (seconds): how long a ``None``
+    from a loader is cached (None: not cached). ``tier_timeout`` (seconds): the most one
+    remote tier operation may take before it counts as a failure for that tier's breaker;
+    ``tier_failures`` in a row (default: one, so a dead Redis costs one failure) open it, and
+    ``tier_recovery`` seconds later it lets a probe through.
+    ``clock`` is wall-clock seconds (``time.time``), shared by every instance.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        *,
+        name: str = "cache",
+        jitter: float = 0.1,
+        negative_ttl: float | None = None,
+        tier_timeout: float | None = 0.5,
+        tier_failures: int = 1,
+        tier_recovery: float = 5.0,
+        hooks: HookRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not tiers:
+            raise ConfigurationError("TieredCache.tiers", tiers, "at least one tier")
+        for tier in tiers:
+            if not isinstance(tier, Tier):
+                raise ConfigurationError("TieredCache.tiers", tier, "Tier objects")
+        if not 0 <= jitter < 1:
+            raise ConfigurationError("TieredCache.jitter", jitter, "a fraction 0 <= jitter < 1")
+        if negative_ttl is not None and negative_ttl <= 0:
+            raise ConfigurationError(
+                "TieredCache.negative_ttl", negative_ttl, "None or seconds > 0"
+            )
+        self.name = name
+        self.tiers: tuple[Tier, ...] = tuple(tiers)
+        self.jitter = jitter
+        self.negative_ttl = negative_ttl
+        self._hooks = hooks if hooks is not None else default_hooks
+        self._now = clock
+        self._rand = rand
+        first = self.tiers[0]
+        # The L1 fast path: a MemoryTier on top is read synchronously, without a coroutine.
+        self._l1: MemoryTier | None = first if isinstance(first, MemoryTier) else None
+        self._lower: tuple[Tier, ...] = self.tiers[1:] if self._l1 is not None else self.tiers
+        self._guards: dict[str, Pipeline] = {
+            t.name: _guard_for(name, t, tier_timeout, tier_failures, tier_recovery, self._hooks)
+            for t in self.tiers
+            if not t.local
+        }
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _expiry(self, ttl: float, now: float) -> float:
+        if self.jitter:
+            ttl *= 1.0 - self.jitter * self._rand()
+        return now + ttl
+
+    async def _on(
+        self, tier: Tier, op: str, fn: Callable[..., Awaitable[T]], *args: Any
+    ) -> T | None:
+        """Run one tier operation; a failure (or an open breaker) is reported, never raised."""
+        guard = self._guards.get(tier.name)
+        try:
+            if guard is None:
+                return await fn(*args)
+            return cast(T, await guard.call(fn, *args))
+        except Exception as exc:
+            if self._hooks.active:
+                self._hooks.emit(CacheError(self.name, tier.name, op, type(exc).__name__))
+            if not isinstance(exc, Rejected):
+                _log.warning("cache %r: tier %r failed on %s: %s", self.name, tier.name, op, exc)
+            return None
+
+    async def _find(self, key: str) -> tuple[int, Entry] | None:
+        """The first tier (index into ``self.tiers``) holding a fresh entry, and the entry."""
+        offset = 0 if self._l1 is None else 1
+        for i, tier in enumerate(self._lower, offset):
+            entry = await self._on(tier, "get", tier.get, key)
+            if entry is not None:
+                return i, entry
+        return None
+
+    async def _promote(self, key: str, entry: Entry, found_at: int) -> None:
+        # Same expires_at: a promoted copy never outlives the copy it came from.
+        for tier in self.tiers[:found_at]:
+            if tier is self._l1:
+                self._l1.store(key, entry)
+            else:
+                await self._on(tier, "set", tier.set, key, entry)
+
+    async def _write(self, key: str, entry: Entry) -> None:
+        # Lower tiers first, so that L1 never holds what the shared tiers do not.
+        remote = [self._on(t, "set", t.set, key, entry) for t in self._lower]
+        if remote:
+            await asyncio.gather(*remote)
+        if self._l1 is not None:
+            self._l1.store(key, entry)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = MISSING) -> Any:
+        """The value for ``key`` from the first tier that has it, or ``default`` (MISSING)."""
+        l1 = self._l1
+        if l1 is not None:
+            entry = l1.lookup(key, self._now())
+            if entry is not None:
+                if self._hooks.active:
+                    self._hooks.emit(CacheHit(self.name, l1.name, key))
+                return entry.value
+        found = await self._find(key)
+        if found is None:
+            if self._hooks.active:
+                self._hooks.emit(CacheMiss(self.name, key))
+            return default
+        i, entry = found
+        if self._hooks.active:
+            self._hooks.emit(CacheHit(self.name, self.tiers[i].name, key))
+        await self._promote(key, entry, i)
+        return entry.value
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The values found for ``keys`` (misses are left out), one round trip per tier."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        now = self._now()
+        if self._l1 is not None:
+            for k in wanted:
+                entry = self._l1.lookup(k, now)
+                if entry is not None:
+                    found[k] = entry.value
+            wanted = [k for k in wanted if k not in found]
+        offset = 0 if self._l1 is None else 1
+        for i, tier in enumerate(self._lower, offset):
+            if not wanted:
+                break
+            entries = await self._on(tier, "get_many", tier.get_many, wanted)
+            if entries is None:
+                continue
+            missing = []
+            for k, entry in zip(wanted, entries, strict=True):
+                if entry is None:
+                    missing.append(k)
+                else:
+                    found[k] = entry.value
+                    await self._promote(k, entry, i)
+            wanted = missing
+        return found
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def set(self, key: str, value: Any, ttl: float) -> None:
+        """Store ``value`` in every tier for ``ttl`` seconds (less the jitter)."""
+        if ttl <= 0:
+            raise ConfigurationError("TieredCache.set ttl", ttl, "seconds > 0")
+        if value is MISSING:
+            raise ConfigurationError(
+                "TieredCache.set value", value, "a value (MISSING means a miss)"
+            )
+        await self._write(key, Entry(value, self._expiry(ttl, self._now())))
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` in every tier."""
+        if self._l1 is not None:
+            self._l1.remove(key)
+        remote = [self._on(t, "delete", t.delete, key) for t in self._lower]
+        if remote:
+            await asyncio.gather(*remote)
+
+    # -- read-through ----------------------------------------------------------------------------
+
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float,
+        *,
+        negative_ttl: float | None = None,
+    ) -> T:
+        """The cached value for ``key``, or ``await loader()`` stored for ``ttl`` seconds.
+
+        Concurrent misses of one key share one ``loader`` call. A loader that raises stores
+        nothing and raises to every caller waiting on it.
+        """
+        value = await self.get(key)
+        if value is not MISSING:
+            return cast(T, value)
+        while True:
+            pending = self._inflight.get(key)
+            if pending is None:
+                return await self._load(key, loader, ttl, negative_ttl)
+            if self._hooks.active:
+                self._hooks.emit(CacheCoalesced(self.name, key))
+            try:
+                return cast(T, await asyncio.shield(pending))
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled ourselves
+                # The leading caller was cancelled: one of us leads the load instead.
+
+    async def _load(
+        self, key: str, loader: Callable[[], Awaitable[T]], ttl: float, negative_ttl: float | None
+    ) -> T:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        started = time.perf_counter()
+        try:
+            value = await loader()
+        except BaseException as exc:
+            seconds = time.perf_counter() - started
+            if self._hooks.active:
+                self._hooks.emit(CacheLoad(self.name, key, seconds, ok=False))
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        seconds = time.perf_counter() - started
+        if self._hooks.active:
+            self._hooks.emit(CacheLoad(self.name, key, seconds))
+        future.set_result(value)
+        keep = negative_ttl if negative_ttl is not None else self.negative_ttl
+        if value is not None or keep is not None:
+            now = self._now()
+            life = ttl if value is not None else cast(float, keep)
+            await self._write(key, Entry(value, self._expiry(life, now), seconds, value is None))
+        return value
+
+    def cached(
+        self,
+        ttl: float,
+        *,
+        key: Callable[..., str] | None = None,
+        namespace: CacheKey | None = None,
+        negative_ttl: float | None = None,
+    ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
+        """Decorate an ``async def`` to read through this cache for ``ttl`` seconds.
+
+        ``key(*args, **kwargs)`` builds the key; by default it is ``namespace`` (default
+        ``CacheKey("fn")``) + the function's qualified name + the arguments.
+        """
+
+        def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+            space = namespace if namespace is not None else CacheKey("fn")
+            make_key = key
+
+            @functools.wraps(fn)
+            async def read_through(*args: P.args, **kwargs: P.kwargs) -> T:
+                if make_key is not None:
+                    k = make_key(*args, **kwargs)
+                else:
+                    k = space.build(
+                        fn.__qualname__, *args, *(f"{n}={v}" for n, v in sorted(kwargs.items()))
+                    )
+                return await self.get_or_load(
+                    k, lambda: fn(*args, **kwargs), ttl, negative_ttl=negative_ttl
+                )
+
+            return read_through
+
+        return decorate
+
+    def __repr__(self) -> str:
+        return f"TieredCache(name={self.name!r}, tiers={[t.name for t in self.tiers]})"

@@ -1,0 +1,60 @@
+"""The ``Tier`` protocol every cache level implements, and the ``Entry`` it stores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Entry", "Tier"]
+
+
+class Entry:
+    """A cached value and what the cache needs to know about it.
+
+    ``expires_at`` is wall-clock time (seconds since the epoch, so that every instance agrees);
+    ``delta`` is how long the value took to compute (seconds; XFetch early refresh uses it);
+    ``negative`` marks a cached "not found".
+    """
+
+    __slots__ = ("delta", "expires_at", "negative", "value")
+
+    def __init__(
+        self, value: Any, expires_at: float, delta: float = 0.0, negative: bool = False
+    ) -> None:
+        self.value = value
+        self.expires_at = expires_at
+        self.delta = delta
+        self.negative = negative
+
+    def ttl(self, now: float) -> float:
+        """Seconds of freshness left at ``now``."""
+        return self.expires_at - now
+
+    def __repr__(self) -> str:
+        kind = "negative " if self.negative else ""
+        return f"<{kind}Entry {self.value!r} expires_at={self.expires_at:.3f}>"
+
+
+@runtime_checkable
+class Tier(Protocol):
+    """One level of a ``TieredCache``. ``local`` tiers live in the process and cannot fail;
+    remote ones (Redis) run behind a circuit breaker. All times are seconds."""
+
+    name: str
+    local: bool
+
+    async def get(self, key: str) -> Entry | None:
+        """The entry for ``key`` if present and fresh at the tier's clock, else None."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        """``get`` for each key, in order, in one round trip where the tier can."""
+        ...
+
+    async def set(self, key: str, entry: Entry) -> None:
+        """Store ``entry`` until its ``expires_at``."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (no error if absent)."""
+        ...

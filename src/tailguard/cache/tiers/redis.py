@@ -1,0 +1,123 @@
+"""``RedisTier``: a cache level in Redis (L2) or in a Redis Cluster (L3), through redis-py.
+
+Values are stored as one string per key: a 14-byte header (format, ``expires_at`` as wall-clock
+seconds, ``delta`` seconds, flags) and the codec's bytes. Keeping the expiry in the value lets a
+hit be promoted to L1 with the time it has left, from one ``GET``, without a ``PTTL``. Redis
+expires the key itself (``SET ... PX``) a little after ``expires_at``.
+
+Give it a ``redis.asyncio.Redis`` or a ``redis.asyncio.RedisCluster``; a pooled client is
+shared by every tier and every request. Errors reach the caller as
+:class:`~tailguard.errors.BackendUnavailable` raised from the redis-py error; ``TieredCache``
+puts the tier behind a circuit breaker.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tailguard.cache.codec import Codec, MsgpackCodec
+from tailguard.cache.tiers.base import Entry
+from tailguard.errors import BackendUnavailable, ValueTooLarge
+
+__all__ = ["RedisTier"]
+
+_HEADER = struct.Struct("<BdfB")  # format version, expires_at, delta, flags
+_FORMAT = 1
+_NEGATIVE = 1
+MAX_VALUE_BYTES = 8 * 1024 * 1024  # bytes: larger values belong in object storage, not a cache
+
+
+class RedisTier:
+    """A Redis-backed tier over ``client`` (``Redis`` or ``RedisCluster``, redis.asyncio).
+
+    ``codec`` encodes values (msgspec MessagePack by default); ``value_type`` is the type
+    ``decode`` produces (None: plain msgpack types). Values over ``max_value_bytes`` are
+    refused with :class:`~tailguard.errors.ValueTooLarge`.
+    """
+
+    local = False
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        name: str = "redis",
+        codec: Codec | None = None,
+        value_type: Any = None,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.codec: Codec = codec if codec is not None else MsgpackCodec()
+        self.value_type = value_type
+        self.max_value_bytes = max_value_bytes
+        self._now = clock
+        self._cluster = hasattr(client, "get_nodes")  # RedisCluster: MGET must not cross slots
+
+    def _pack(self, key: str, entry: Entry) -> bytes:
+        payload = self.codec.encode(entry.value)
+        if len(payload) > self.max_value_bytes:
+            raise ValueTooLarge(key, len(payload), self.max_value_bytes)
+        flags = _NEGATIVE if entry.negative else 0
+        return _HEADER.pack(_FORMAT, entry.expires_at, entry.delta, flags) + payload
+
+    def _unpack(self, data: bytes | None, now: float) -> Entry | None:
+        if data is None or len(data) < _HEADER.size:
+            return None
+        fmt, expires_at, delta, flags = _HEADER.unpack_from(data)
+        if fmt != _FORMAT:
+            return None  # written by another format: treat as a miss, it will be rewritten
+        if expires_at <= now:
+            return None
+        try:
+            value = self.codec.decode(data[_HEADER.size :], self.value_type)
+        except Exception:
+            return None  # undecodable (another type, another codec): a miss, never a crash
+        return Entry(value, expires_at, delta, bool(flags & _NEGATIVE))
+
+    def _fail(self, exc: Exception) -> BackendUnavailable:
+        return BackendUnavailable(self.name, f"{type(exc).__name__}: {exc}")
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            data = await self.client.get(key)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        return self._unpack(data, self._now())
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        if not keys:
+            return []
+        try:
+            if self._cluster:
+                values = await self.client.mget_nonatomic(list(keys))
+            else:
+                values = await self.client.mget(list(keys))
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        now = self._now()
+        return [self._unpack(v, now) for v in values]
+
+    async def set(self, key: str, entry: Entry) -> None:
+        data = self._pack(key, entry)
+        # Redis keeps it a little past expires_at: stale-while-revalidate may still want it.
+        px = max(1, math.ceil((entry.expires_at - self._now()) * 1000))
+        try:
+            await self.client.set(key, data, px=px)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.client.delete(key)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    def __repr__(self) -> str:
+        kind = "cluster" if self._cluster else "redis"
+        return f"RedisTier(name={self.name!r}, {kind})"

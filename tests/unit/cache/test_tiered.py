@@ -1,0 +1,247 @@
+"""TieredCache over memory tiers (a second MemoryTier stands in as a lower level here; the
+Redis levels have their own tests in tests/integration/test_cache_redis.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from tailguard.cache import MISSING, CacheKey, Entry, MemoryTier, TieredCache
+from tailguard.errors import ConfigurationError
+from tailguard.events import CacheCoalesced, CacheHit, CacheLoad, CacheMiss, HookRegistry
+from tailguard.testing import RecordingHook
+
+
+class Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LowerTier(MemoryTier):
+    """A second memory level that reports as remote, to exercise promotion and breakers."""
+
+    local = False
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(name="lower", clock=clock)
+        self.gets = 0
+
+    async def get(self, key: str) -> Entry | None:
+        self.gets += 1
+        return await super().get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        self.gets += 1
+        return await super().get_many(keys)
+
+
+def make(**kw: object) -> tuple[TieredCache, MemoryTier, LowerTier, Clock, RecordingHook]:
+    clock = Clock()
+    l1, l2 = MemoryTier(clock=clock), LowerTier(clock)
+    registry = HookRegistry()
+    rec = RecordingHook(registry)
+    cache = TieredCache([l1, l2], clock=clock, hooks=registry, jitter=0.0, **kw)  # type: ignore[arg-type]
+    return cache, l1, l2, clock, rec
+
+
+async def test_falsy_values_are_hits_and_missing_is_the_miss() -> None:
+    cache, *_ = make()
+    for i, value in enumerate([0, "", [], None, False]):
+        await cache.set(f"k{i}", value, ttl=10)
+        assert await cache.get(f"k{i}") == value
+        assert await cache.get(f"k{i}") is not MISSING
+    assert await cache.get("absent") is MISSING
+    assert await cache.get("absent", default="d") == "d"
+    assert not MISSING
+    assert repr(MISSING) == "MISSING"
+
+
+async def test_hit_in_a_lower_tier_is_promoted_with_the_time_it_has_left() -> None:
+    cache, l1, l2, clock, rec = make()
+    l2.store("k", Entry("v", clock.now + 30))
+    clock.now += 10
+    assert await cache.get("k") == "v"
+    promoted = l1.lookup("k", clock.now)
+    assert promoted is not None
+    assert promoted.expires_at == clock.now + 20  # never outlives the copy it came from
+    assert [e.tier for e in rec.of(CacheHit)] == ["lower"]
+    assert await cache.get("k") == "v"
+    assert l2.gets == 1  # the second read was an L1 hit
+    assert [e.tier for e in rec.of(CacheHit)] == ["lower", "memory"]
+
+
+async def test_write_through_delete_and_expiry() -> None:
+    cache, l1, l2, clock, rec = make()
+    await cache.set("k", {"a": 1}, ttl=5)
+    assert "k" in l1
+    assert "k" in l2
+    clock.now += 5
+    assert await cache.get("k") is MISSING
+    assert rec.of(CacheMiss)[-1].key == "k"
+    await cache.set("k", 1, ttl=5)
+    await cache.delete("k")
+    assert "k" not in l1
+    assert "k" not in l2
+
+
+async def test_get_many_reads_each_tier_once_and_promotes() -> None:
+    cache, l1, l2, clock, _ = make()
+    await cache.set("a", 1, ttl=10)
+    l2.store("b", Entry(2, clock.now + 10))
+    found = await cache.get_many(["a", "b", "c", "a"])
+    assert found == {"a": 1, "b": 2}
+    assert l2.gets == 1
+    assert "b" in l1
+
+
+async def test_ttl_jitter_only_shortens_and_spreads() -> None:
+    clock = Clock()
+    l1 = MemoryTier(clock=clock)
+    cache = TieredCache([l1], clock=clock, jitter=0.2)
+    for i in range(200):
+        await cache.set(f"k{i}", i, ttl=100)
+    expiries = [l1.lookup(f"k{i}", clock.now).expires_at - clock.now for i in range(200)]  # type: ignore[union-attr]
+    assert all(80 <= e <= 100 for e in expiries)
+    assert max(expiries) - min(expiries) > 10
+
+
+async def test_single_flight_many_concurrent_misses_make_one_loader_call() -> None:
+    cache, _, _, _, rec = make()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def load() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return {"id": 7}
+
+    key = CacheKey("api").build("user", 7)
+    tasks = [asyncio.create_task(cache.get_or_load(key, load, ttl=60)) for _ in range(1000)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert calls == 1
+    assert all(r == {"id": 7} for r in results)
+    assert len(rec.of(CacheCoalesced)) == 999
+    assert len(rec.of(CacheLoad)) == 1
+    assert await cache.get_or_load(key, load, ttl=60) == {"id": 7}
+    assert calls == 1
+
+
+async def test_a_failing_loader_stores_nothing_and_fails_every_waiter() -> None:
+    cache, l1, _, _, rec = make()
+    gate = asyncio.Event()
+
+    async def broken() -> int:
+        await gate.wait()
+        raise ConnectionError("db down")
+
+    tasks = [asyncio.create_task(cache.get_or_load("k", broken, ttl=60)) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert "k" not in l1
+    assert rec.of(CacheLoad)[0].ok is False
+
+    async def fine() -> int:
+        return 5
+
+    assert await cache.get_or_load("k", fine, ttl=60) == 5  # nothing stuck in flight
+
+
+async def test_a_cancelled_leader_hands_the_load_to_a_waiter() -> None:
+    cache, *_ = make()
+    calls = 0
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return "loaded"
+
+    leader = asyncio.create_task(cache.get_or_load("k", load, ttl=60))
+    await asyncio.sleep(0)
+    follower = asyncio.create_task(cache.get_or_load("k", load, ttl=60))
+    await asyncio.sleep(0)
+    leader.cancel()
+    assert await follower == "loaded"
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert calls == 2
+
+
+async def test_negative_caching_has_its_own_ttl() -> None:
+    cache, l1, _, clock, _ = make(negative_ttl=5)
+    calls = 0
+
+    async def find_user() -> None:
+        nonlocal calls
+        calls += 1
+        return None
+
+    assert await cache.get_or_load("user:404", find_user, ttl=300) is None
+    assert await cache.get_or_load("user:404", find_user, ttl=300) is None
+    assert calls == 1
+    found = l1.lookup("user:404", clock.now)
+    assert found is not None
+    assert found.negative
+    clock.now += 5
+    assert await cache.get_or_load("user:404", find_user, ttl=300) is None
+    assert calls == 2
+
+
+async def test_none_is_not_cached_without_negative_ttl() -> None:
+    cache, *_ = make()
+    calls = 0
+
+    async def find() -> None:
+        nonlocal calls
+        calls += 1
+
+    await cache.get_or_load("k", find, ttl=10)
+    await cache.get_or_load("k", find, ttl=10)
+    assert calls == 2
+
+
+async def test_cached_decorator_keeps_the_signature_and_reads_through() -> None:
+    cache, *_ = make()
+    calls: list[tuple[int, str]] = []
+
+    @cache.cached(ttl=60)
+    async def profile(user_id: int, *, fields: str = "all") -> dict[str, object]:
+        calls.append((user_id, fields))
+        return {"id": user_id, "fields": fields}
+
+    assert await profile(1) == {"id": 1, "fields": "all"}
+    assert await profile(1) == {"id": 1, "fields": "all"}
+    assert await profile(1, fields="name") == {"id": 1, "fields": "name"}
+    assert calls == [(1, "all"), (1, "name")]
+    assert profile.__name__ == "profile"
+
+    @cache.cached(ttl=60, key=lambda user_id: f"custom:{user_id}")
+    async def other(user_id: int) -> int:
+        return user_id * 2
+
+    assert await other(4) == 8
+    assert await cache.get("custom:4") == 8
+
+
+async def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least one tier"):
+        TieredCache([])
+    with pytest.raises(ConfigurationError, match="Tier objects"):
+        TieredCache([object()])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="jitter"):
+        TieredCache([MemoryTier()], jitter=1.5)
+    cache = TieredCache([MemoryTier()])
+    with pytest.raises(ConfigurationError, match="ttl"):
+        await cache.set("k", 1, ttl=0)
+    with pytest.raises(ConfigurationError, match="MISSING"):
+        await cache.set("k", MISSING, ttl=1)
