@@ -87,7 +87,8 @@ class ManualClock:
         if now < self._now:
             raise ValueError(f"ManualClock.set(now={now!r}): earlier than {self._now!r}")
         self._now = float(now)
-        while self._sleepers and self._sleepers[0][0] <= self._now:
+        # A hair of tolerance: ten advances of 0.1 s add up to 0.9999999999999999 s.
+        while self._sleepers and self._sleepers[0][0] <= self._now + 1e-9:
             _, _, fut = heapq.heappop(self._sleepers)
             if not fut.done():
                 fut.set_result(None)

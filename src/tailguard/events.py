@@ -220,10 +220,12 @@ class HookRegistry:
         self.active = True
 
         def unsubscribe() -> None:
-            if entry in self._subs:
-                self._subs.remove(entry)
-                self._dispatch.clear()
-                self.active = bool(self._subs)
+            for i, sub in enumerate(self._subs):
+                if sub is entry:  # identity: the same hook may be subscribed twice
+                    del self._subs[i]
+                    self._dispatch.clear()
+                    self.active = bool(self._subs)
+                    return
 
         return unsubscribe
 

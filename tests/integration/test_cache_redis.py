@@ -36,7 +36,7 @@ async def test_two_instances_share_l2_and_promote_into_their_own_l1(
     key = redis_prefix + CacheKey("api", version="v2").build("user", 1, "profile")
     await a.set(key, {"name": "ada", "tags": []}, ttl=60)
     assert await redis_client.exists(key) == 1
-    assert 55 < await redis_client.ttl(key) <= 60
+    assert 53 <= await redis_client.ttl(key) <= 60  # 60 s less up to 10 % jitter
     assert await b.get(key) == {"name": "ada", "tags": []}
     assert key in b_l1
     await a.delete(key)

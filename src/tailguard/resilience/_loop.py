@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
 from collections.abc import Callable
 from threading import get_ident
 from typing import Any
@@ -24,13 +25,14 @@ running_task: Callable[[], asyncio.Task[Any] | None] = asyncio.current_task
 _tasks_map = getattr(asyncio.tasks, "_current_tasks", None)
 if sys.version_info < (3, 12) and isinstance(_tasks_map, dict):
     current_tasks = _tasks_map
-    _last: list[Any] = [None]
+    _last: list[Any] = [lambda: None]  # a weak reference to the last loop seen
 
     def _running_task_311() -> asyncio.Task[Any] | None:
         assert current_tasks is not None
-        loop = _last[0]
+        loop = _last[0]()
         if loop is None or getattr(loop, "_thread_id", None) != get_ident():
-            loop = _last[0] = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
+            _last[0] = weakref.ref(loop)
         return current_tasks.get(loop)
 
     running_task = _running_task_311

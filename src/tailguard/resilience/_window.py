@@ -78,6 +78,9 @@ class TimeWindow:
 
     def reset(self) -> None:
         self._epochs = [-1] * self.buckets
+        self._calls = [0] * self.buckets
+        self._fail = [0] * self.buckets
+        self._slow = [0] * self.buckets
 
 
 Window = CountWindow | TimeWindow

@@ -95,7 +95,7 @@ class Gradient2:
             self._long += (rtt - self._long) / self._n
         else:
             self._long += (rtt - self._long) * (2 / (self.long_window + 1))
-        short = rtt
+        short = max(rtt, 1e-9)  # a call faster than the clock's resolution reads as 0
         if self._long / short > 2:  # latency fell a lot: let the baseline follow it down
             self._long *= 0.95
         if inflight < limit / 2:

@@ -49,7 +49,9 @@ HALF_OPEN: Final = "half_open"
 class BreakerConfig:
     """The breaker's rule. Durations in seconds, rates in 0..1.
 
-    ``failure_rate=None`` selects the consecutive mode (``failure_threshold`` in a row).
+    ``failure_rate=None`` and ``slow_call_rate=None`` select the consecutive mode
+    (``failure_threshold`` in a row); either rate selects the rate mode over a window, where
+    ``minimum_calls`` is capped at ``window`` for a count window.
     """
 
     failure_threshold: int = 5
@@ -85,12 +87,31 @@ class BreakerConfig:
             need(
                 0 < self.slow_call_rate <= 1, "slow_call_rate", self.slow_call_rate, "0 < rate <= 1"
             )
+            need(
+                self.slow_call_duration is not None,
+                "slow_call_rate",
+                self.slow_call_rate,
+                "to be given with slow_call_duration (what counts as slow)",
+            )
         need(self.recovery_time >= 0, "recovery_time", self.recovery_time, ">= 0 seconds")
         need(self.half_open_probes >= 1, "half_open_probes", self.half_open_probes, ">= 1")
 
     @property
     def rate_mode(self) -> bool:
         return self.failure_rate is not None or self.slow_call_rate is not None
+
+    @property
+    def failure_rate_threshold(self) -> float:
+        """The failure rate that opens a rate-mode breaker (0.5 when only a slow-call rate
+        was given, as in resilience4j)."""
+        return self.failure_rate if self.failure_rate is not None else 0.5
+
+    @property
+    def effective_minimum_calls(self) -> int:
+        """A count window never holds more than ``window`` calls, so it never waits for more."""
+        if self.window_seconds is None:
+            return min(self.minimum_calls, self.window)
+        return self.minimum_calls
 
     @property
     def timed(self) -> bool:
@@ -211,11 +232,11 @@ class BreakerState:
             return
         window.record(now, failed, slow)
         calls, failures, slows = window.totals(now)
-        if calls < cfg.minimum_calls:
+        if calls < cfg.effective_minimum_calls:
             return
         f_rate, s_rate = failures / calls, slows / calls
         slow_limit = cfg.slow_call_rate if cfg.slow_call_rate is not None else cfg.failure_rate
-        if (cfg.failure_rate is not None and f_rate >= cfg.failure_rate) or (
+        if f_rate >= cfg.failure_rate_threshold or (
             slow_limit is not None and cfg.slow_call_duration is not None and s_rate >= slow_limit
         ):
             self._to(OPEN, now, (f_rate, s_rate))

@@ -90,7 +90,7 @@ class RetryBudget:
 
     def try_withdraw(self) -> bool:
         """Take one retry from the budget; False (and nothing taken) when it is empty."""
-        if self.balance() < 1:
+        if self.balance() < 1 - 1e-9:  # 0.57 x 100 sums to 56.99999999999999
             return False
         self._withdrawals[self._i] += 1
         return True

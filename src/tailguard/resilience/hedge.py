@@ -193,7 +193,10 @@ class _Race(Generic[T]):
             self.timer = self.primary.get_loop().call_later(self.delay, self.launch)
 
     def _settled(self, attempt: asyncio.Task[T]) -> None:
-        if self.answer is None and not attempt.cancelled() and attempt.exception() is None:
+        if attempt.cancelled():
+            return
+        failed = attempt.exception() is not None  # also marks a loser's error as retrieved
+        if self.answer is None and not failed:
             self.answer = attempt
             if self.primary_running:
                 self.primary.cancel()

@@ -27,7 +27,7 @@ from tailguard.resilience._policy import (
     resolve_hooks,
 )
 from tailguard.resilience.budget import RetryBudget
-from tailguard.resilience.timeout import time_remaining
+from tailguard.resilience.timeout import has_deadline, time_remaining
 
 __all__ = ["Backoff", "Jitter", "Retry"]
 
@@ -150,14 +150,16 @@ class Retry(PolicyBase):
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._budget is not None:
             self._budget.deposit()
+        # Time the first attempt only under a deadline: the stop rule needs its duration.
+        started = self.clock.now() if has_deadline() else None
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
             if not self._on(exc):
                 raise
-            return await self._again(fn, args, kwargs, exc, None)
+            return await self._again(fn, args, kwargs, exc, None, started)
         if self._on_result is not None and self._on_result(result):
-            return await self._again(fn, args, kwargs, None, result)
+            return await self._again(fn, args, kwargs, None, result, started)
         return result
 
     def _next_delay(
@@ -187,11 +189,12 @@ class Retry(PolicyBase):
         kwargs: dict[str, Any],
         exc: Exception | None,
         result: Any,
+        started: float | None,
     ) -> T:
         attempt = 1
         previous = self.backoff.initial
-        last_duration = 0.0
         now = self.clock.now
+        last_duration = 0.0 if started is None else now() - started
         while True:
             delay, stop = self._next_delay(attempt, previous, exc, last_duration)
             error = "result" if exc is None else type(exc).__name__

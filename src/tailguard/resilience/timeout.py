@@ -26,7 +26,14 @@ from tailguard.events import HookRegistry, TimeoutExpired
 from tailguard.resilience._loop import current_tasks, running_task
 from tailguard.resilience._policy import PolicyBase, resolve_hooks
 
-__all__ = ["RESOLUTION", "Deadline", "Timeout", "current_deadline", "time_remaining"]
+__all__ = [
+    "RESOLUTION",
+    "Deadline",
+    "Timeout",
+    "current_deadline",
+    "has_deadline",
+    "time_remaining",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,10 +44,11 @@ _TICKS_PER_SECOND = round(1 / RESOLUTION)
 Task = asyncio.Task[Any]
 
 # While a Timeout runs, the ContextVar holds a plain tuple (a tuple is the cheapest object to
-# build on the hot path): (at, timeout, tick, scope). ``at`` is in seconds on the timeout's
-# clock, ``tick`` is the shared-timer tick (None on other clocks), ``scope`` is None on the
-# call path and a _Scope for ``async with``.
-_Entry = tuple[float, "Timeout", int | None, "_Scope | None"]
+# build on the hot path): (at, timeout, tick, scope, task). ``at`` is in seconds on the
+# timeout's clock, ``tick`` the shared-timer tick (None on other clocks), ``scope`` None on
+# the call path and a _Scope for ``async with``, ``task`` the task the deadline cancels. Tasks
+# created inside inherit the ContextVar; a deadline counts only in the task that owns it.
+_Entry = tuple[float, "Timeout", int | None, "_Scope | None", Task]
 _CURRENT: ContextVar[_Entry | None] = ContextVar("tailguard_deadline", default=None)
 
 
@@ -55,16 +63,28 @@ class Deadline(NamedTuple):
         return self.at - self.timeout.clock.now()
 
 
-def current_deadline() -> Deadline | None:
-    """The innermost deadline of the running call, or ``None`` outside any ``Timeout``."""
+def _own_entry() -> _Entry | None:
     entry = _CURRENT.get()
+    if entry is None or entry[4] is not running_task():
+        return None  # none, or inherited from the task that created this one
+    return entry
+
+
+def current_deadline() -> Deadline | None:
+    """The innermost deadline of the running task, or ``None`` outside any ``Timeout``."""
+    entry = _own_entry()
     return None if entry is None else Deadline(entry[0], entry[1])
 
 
 def time_remaining() -> float | None:
-    """Seconds left before the current deadline, or ``None`` when there is none."""
-    entry = _CURRENT.get()
+    """Seconds left before the running task's deadline, or ``None`` when it has none."""
+    entry = _own_entry()
     return None if entry is None else entry[0] - entry[1]._now()
+
+
+def has_deadline() -> bool:
+    """Cheap check (no task lookup) that a deadline may apply: call ``time_remaining`` next."""
+    return _CURRENT.get() is not None
 
 
 class _Wheel:
@@ -73,22 +93,22 @@ class _Wheel:
     ``buckets[tick]`` maps each task with a deadline in that tick to its ``Timeout``; a task is
     in a bucket at most once, because a nested deadline in the same tick is left to the outer.
     ``fired`` holds the (task, tick) pairs cancelled by the timer and not yet acknowledged.
+    The loop is held weakly, so that a closed loop and its wheel can be collected.
     """
 
-    __slots__ = ("__weakref__", "buckets", "fired", "loop", "raw", "tasks")
+    __slots__ = ("__weakref__", "buckets", "fired", "loop", "tasks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop: Callable[[], Any] = weakref.ref(loop)
         self.buckets: dict[int, dict[Task, Timeout]] = {}
         self.fired: set[tuple[Task, int]] = set()
         # The 3.11 shortcut to the running task (see _loop.py), for loops that allow it.
         self.tasks = current_tasks if hasattr(loop, "_thread_id") else None
-        self.raw: Any = loop  # the same loop, typed to let us read its private _thread_id
 
     def schedule(self, tick: int, now: float) -> dict[Task, Timeout]:
         bucket: dict[Task, Timeout] = {}
         self.buckets[tick] = bucket
-        self.loop.call_later(tick / _TICKS_PER_SECOND - now, self._fire, tick)
+        self.loop().call_later(tick / _TICKS_PER_SECOND - now, self._fire, tick)
         return bucket
 
     def _fire(self, tick: int) -> None:
@@ -97,6 +117,15 @@ class _Wheel:
                 self.fired.add((task, tick))
                 task.cancel()
                 timeout._hooks.emit(TimeoutExpired(timeout.name, timeout.seconds))
+
+    def acknowledge(self, task: Task, tick: int, cancelling: int) -> bool:
+        """Forget a fired deadline and undo its cancel; True if it fired and nobody else has
+        cancelled the task since (so that a CancelledError is the deadline's)."""
+        key = (task, tick)
+        if key not in self.fired:
+            return False
+        self.fired.discard(key)
+        return task.uncancel() <= cancelling
 
 
 _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel] = weakref.WeakKeyDictionary()
@@ -117,19 +146,20 @@ class _Scope:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.cancelling = task.cancelling()
-        self.fired = False
+        self.fired = False  # set by the watcher (clocks other than the real one)
         self.tick: int | None = None
         self.wheel: _Wheel | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.token: Token[_Entry | None] | None = None
 
-    def ours(self) -> bool:
-        """Did our deadline cancel the task, and nobody else meanwhile? (Acknowledges it.)"""
+    def acknowledge(self) -> bool:
+        """Like ``_Wheel.acknowledge``, for either kind of timer."""
         if self.wheel is not None and self.tick is not None:
-            key = (self.task, self.tick)
-            self.fired = key in self.wheel.fired
-            self.wheel.fired.discard(key)
-        return self.fired and self.task.uncancel() <= self.cancelling
+            return self.wheel.acknowledge(self.task, self.tick, self.cancelling)
+        if not self.fired:
+            return False
+        self.fired = False
+        return self.task.uncancel() <= self.cancelling
 
 
 class Timeout(PolicyBase):
@@ -165,9 +195,9 @@ class Timeout(PolicyBase):
         self._hooks = resolve_hooks(hooks)
         self._wheel: _Wheel | None = None
 
-    def _governed(self, outer: _Entry | None, at: float, tick: int | None) -> bool:
-        """Does an outer deadline end no later than ours (so that it alone governs)?"""
-        if outer is None:
+    def _governed(self, outer: _Entry | None, at: float, tick: int | None, task: Task) -> bool:
+        """Does an outer deadline of this task end no later than ours (so it alone governs)?"""
+        if outer is None or outer[4] is not task:
             return False
         if tick is not None and outer[2] is not None:
             return outer[2] <= tick
@@ -181,38 +211,36 @@ class Timeout(PolicyBase):
         now = self._now()
         at = now + self.seconds
         tick = int(at * _TICKS_PER_SECOND) + 1  # round up: never fire early
-        outer = _CURRENT.get()
-        if outer is not None and self._governed(outer, at, tick):
-            return await fn(*args, **kwargs)
         wheel = self._wheel
-        if wheel is not None and wheel.tasks is not None and wheel.raw._thread_id == get_ident():
-            task = wheel.tasks.get(wheel.loop)  # see _loop.py: skips getpid() on 3.11
+        loop = None if wheel is None else wheel.loop()
+        if loop is not None and wheel.tasks is not None and loop._thread_id == get_ident():  # type: ignore[union-attr]
+            task = wheel.tasks.get(loop)  # type: ignore[union-attr]  # see _loop.py
         else:
             task = running_task()
-            if task is not None and (wheel is None or wheel.loop is not task.get_loop()):
+            if task is not None and loop is not task.get_loop():
                 wheel = self._wheel = _wheel_for(task.get_loop())
         if task is None or wheel is None:
             raise RuntimeError("Timeout must be used inside an asyncio task")
+        outer = _CURRENT.get()
+        if outer is not None and self._governed(outer, at, tick, task):
+            return await fn(*args, **kwargs)
         bucket = wheel.buckets.get(tick)
         if bucket is None:
             bucket = wheel.schedule(tick, now)
         bucket[task] = self
         cancelling = task.cancelling()
-        token = _CURRENT.set((at, self, tick, None))
+        token = _CURRENT.set((at, self, tick, None, task))
         try:
             return await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            fired = wheel.fired
-            if fired and (task, tick) in fired:
-                fired.discard((task, tick))
-                if task.uncancel() <= cancelling:  # nobody else cancelled it meanwhile
-                    raise DeadlineExceeded(self.name, self.seconds) from None
+            if wheel.fired and wheel.acknowledge(task, tick, cancelling):
+                raise DeadlineExceeded(self.name, self.seconds) from None
             raise
         finally:
             _CURRENT.reset(token)
             bucket.pop(task, None)
-            if wheel.fired:  # fired, but the call swallowed the cancellation
-                wheel.fired.discard((task, tick))
+            if wheel.fired:  # fired, but the call swallowed the cancellation: undo it
+                wheel.acknowledge(task, tick, cancelling)
 
     # -- the scoped path: ``async with`` and clocks other than the real one -------------------
 
@@ -225,9 +253,9 @@ class Timeout(PolicyBase):
         if task is None:
             raise RuntimeError("Timeout must be used inside an asyncio task")
         scope = _Scope(task)
-        if self._governed(outer, at, tick):
+        if self._governed(outer, at, tick, task):
             assert outer is not None
-            scope.token = _CURRENT.set((outer[0], outer[1], outer[2], scope))  # no timer
+            scope.token = _CURRENT.set((outer[0], outer[1], outer[2], scope, task))  # no timer
             return scope
         if tick is not None:
             wheel = self._wheel = _wheel_for(task.get_loop())
@@ -236,7 +264,7 @@ class Timeout(PolicyBase):
             scope.wheel, scope.tick = wheel, tick
         else:
             scope.watcher = asyncio.ensure_future(self._watch(scope, at))
-        scope.token = _CURRENT.set((at, self, tick, scope))
+        scope.token = _CURRENT.set((at, self, tick, scope, task))
         return scope
 
     async def _watch(self, scope: _Scope, at: float) -> None:
@@ -246,7 +274,8 @@ class Timeout(PolicyBase):
             scope.task.cancel()
             self._hooks.emit(TimeoutExpired(self.name, self.seconds))
 
-    def _close(self, scope: _Scope) -> None:
+    def _close(self, scope: _Scope) -> bool:
+        """End the scope; True if its deadline fired (and is ours to report)."""
         assert scope.token is not None
         _CURRENT.reset(scope.token)
         if scope.watcher is not None:
@@ -255,19 +284,23 @@ class Timeout(PolicyBase):
             bucket = scope.wheel.buckets.get(scope.tick)
             if bucket is not None:
                 bucket.pop(scope.task, None)
+        return scope.acknowledge()
 
     async def _call_scoped(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         scope = self._open()
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            if scope.ours():
+            if self._close(scope):
                 raise DeadlineExceeded(self.name, self.seconds) from None
             raise
-        finally:
+        except BaseException:
             self._close(scope)
+            raise
+        self._close(scope)
+        return result
 
     async def __aenter__(self) -> Deadline:
         self._open()
@@ -285,8 +318,7 @@ class Timeout(PolicyBase):
         scope = None if entry is None else entry[3]
         if scope is None or scope.token is None:
             raise RuntimeError(f"{self!r}: __aexit__ without a matching __aenter__")
-        self._close(scope)
-        if exc_type is asyncio.CancelledError and scope.ours():
+        if self._close(scope) and exc_type is asyncio.CancelledError:
             raise DeadlineExceeded(self.name, self.seconds) from exc
 
     def __repr__(self) -> str:

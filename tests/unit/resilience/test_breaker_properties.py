@@ -60,8 +60,9 @@ class BreakerMachine(RuleBasedStateMachine):
                     # consecutive mode opens exactly at the threshold
                     assert self.consecutive >= self.cfg.failure_threshold
                 else:
-                    # rate mode never opens before the minimum number of calls
-                    assert self.closed_outcomes >= self.cfg.minimum_calls
+                    # rate mode never opens before the minimum number of calls (which a count
+                    # window caps at its size: it can never hold more)
+                    assert self.closed_outcomes >= min(self.cfg.minimum_calls, self.cfg.window)
             elif self.cfg.failure_rate is None:
                 assert self.consecutive < self.cfg.failure_threshold
         if gen != current:
@@ -110,7 +111,7 @@ def test_rate_mode_opens_iff_window_rate_reaches_threshold(
         state.record(state.generation, 0.0, failed, False)
         seen.append(failed)
         last = seen[-window:]
-        expect_open = len(last) >= minimum and sum(last) / len(last) >= rate
+        expect_open = len(last) >= min(minimum, window) and sum(last) / len(last) >= rate
         assert (state.state == "open") == expect_open
         if expect_open:
             break
