@@ -254,9 +254,17 @@ async def verify(spec: Spec) -> None:
 
 
 def targets(stats: dict[str, Stats]) -> list[Target]:
+    """The issue's goals, judged on medians; each note also gives the ratio of the minimums,
+    the figure least disturbed by other work on a shared machine."""
     median = {key: s.median for key, s in stats.items()}
-    base = median["baseline"]
-    added = {key: m - base for key, m in median.items()}
+    low = {key: s.best for key, s in stats.items()}
+    added = {key: m - median["baseline"] for key, m in median.items()}
+    added_low = {key: m - low["baseline"] for key, m in low.items()}
+
+    def on_min(a: str, b: str, *, raw: bool = False) -> str:
+        values = low if raw else added_low
+        return f"; on minimums {ratio(values[a], values[b]):.2f}"
+
     breaker_vs_aiobreaker = ratio(added["breaker"], added["aiobreaker"])
     return [
         Target(
@@ -264,21 +272,24 @@ def targets(stats: dict[str, Stats]) -> list[Target]:
             ratio(added["pipeline"], added["asyncio_timeout"]),
             "<",
             1.0,
-            f"{added['pipeline']:.0f} ns vs {added['asyncio_timeout']:.0f} ns",
+            f"{added['pipeline']:.0f} ns vs {added['asyncio_timeout']:.0f} ns"
+            + on_min("pipeline", "asyncio_timeout"),
         ),
         Target(
             "2. tenacity added / pipeline added",
             ratio(added["tenacity"], added["pipeline"]),
             ">=",
             10.0,
-            f"{added['tenacity']:.0f} ns vs {added['pipeline']:.0f} ns",
+            f"{added['tenacity']:.0f} ns vs {added['pipeline']:.0f} ns"
+            + on_min("tenacity", "pipeline"),
         ),
         Target(
             "3. tenacity added / Retry(budget) added",
             ratio(added["tenacity"], added["retry_budget"]),
             ">=",
             15.0,
-            f"{added['tenacity']:.0f} ns vs {added['retry_budget']:.0f} ns",
+            f"{added['tenacity']:.0f} ns vs {added['retry_budget']:.0f} ns"
+            + on_min("tenacity", "retry_budget"),
         ),
         Target(
             "4. CircuitBreaker added / aiobreaker added",
@@ -286,14 +297,16 @@ def targets(stats: dict[str, Stats]) -> list[Target]:
             "<=",
             1.0,
             f"{added['breaker']:.0f} ns vs {added['aiobreaker']:.0f} ns; "
-            f"aiobreaker adds {ratio(1.0, breaker_vs_aiobreaker):.1f}x ours",
+            f"aiobreaker adds {ratio(1.0, breaker_vs_aiobreaker):.1f}x ours"
+            + on_min("breaker", "aiobreaker"),
         ),
         Target(
             "5. Bulkhead ns/call / asyncio.Semaphore ns/call",
             ratio(median["bulkhead"], median["semaphore"]),
             "<=",
             1.2,
-            f"{median['bulkhead']:.0f} ns vs {median['semaphore']:.0f} ns",
+            f"{median['bulkhead']:.0f} ns vs {median['semaphore']:.0f} ns"
+            + on_min("bulkhead", "semaphore", raw=True),
         ),
     ]
 

@@ -31,6 +31,7 @@ class RetryBudget:
         "_slot",
         "_slot_end",
         "_withdrawals",
+        "clock",
         "min_per_second",
         "ratio",
         "window",
@@ -53,6 +54,7 @@ class RetryBudget:
         self.ratio = ratio
         self.min_per_second = min_per_second
         self.window = window
+        self.clock = clock
         self._now = clock.now
         self._n = max(1, math.ceil(window))  # one-second slots (or one slot if window < 1 s)
         self._slot = window / self._n
@@ -72,10 +74,12 @@ class RetryBudget:
         self._i = epoch % n
         self._slot_end = (epoch + 1) * self._slot
 
-    def deposit(self) -> None:
-        """Record one request (call it once per call, not per attempt)."""
+    def deposit(self, now: float | None = None) -> None:
+        """Record one request (call it once per call, not per attempt). ``now``: the budget
+        clock's time if the caller has just read it (seconds)."""
         # The hot path: one clock read, one comparison, one increment.
-        now = self._now()
+        if now is None:
+            now = self._now()
         if now >= self._slot_end:
             self._advance(now)
         self._deposits[self._i] += 1

@@ -27,7 +27,8 @@ from tailguard.resilience._policy import (
     resolve_hooks,
 )
 from tailguard.resilience.budget import RetryBudget
-from tailguard.resilience.timeout import has_deadline, time_remaining
+from tailguard.resilience.timeout import _CURRENT as _DEADLINE
+from tailguard.resilience.timeout import time_remaining
 
 __all__ = ["Backoff", "Jitter", "Retry"]
 
@@ -103,9 +104,11 @@ class Retry(PolicyBase):
     __slots__ = (
         "_budget",
         "_hooks",
+        "_now",
         "_on",
         "_on_result",
         "_rand",
+        "_shared_clock",
         "attempts",
         "backoff",
         "clock",
@@ -140,6 +143,8 @@ class Retry(PolicyBase):
         self.honor_retry_after = honor_retry_after
         self.name = name
         self.clock = clock
+        self._now = clock.now
+        self._shared_clock = budget is not None and budget.clock is clock
         self._hooks = resolve_hooks(hooks)
         self._rand = rand
 
@@ -148,10 +153,12 @@ class Retry(PolicyBase):
         return self._budget
 
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._budget is not None:
-            self._budget.deposit()
-        # Time the first attempt only under a deadline: the stop rule needs its duration.
-        started = self.clock.now() if has_deadline() else None
+        # One clock read serves the budget and, under a deadline, the first attempt's duration
+        # (the deadline stop rule needs it).
+        started = self._now() if _DEADLINE.get() is not None else None
+        budget = self._budget
+        if budget is not None:
+            budget.deposit(started if self._shared_clock else None)
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
