@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -95,6 +96,11 @@ class TieredCache:
     remote tier operation may take before it counts as a failure for that tier's breaker;
     ``tier_failures`` in a row (default: one, so a dead Redis costs one failure) open it, and
     ``tier_recovery`` seconds later it lets a probe through.
+    ``stale_while_revalidate`` (seconds): how long past its TTL a value may still be served by
+    ``get_or_load`` while one background load refreshes it. ``early_refresh`` (XFetch's beta;
+    None: off): a hit is refreshed in the background, before it expires, when
+    ``now - delta * beta * ln(rand()) >= expires_at``, ``delta`` being how long its load took,
+    so hot keys are recomputed by one caller before they expire instead of by all after.
     ``clock`` is wall-clock seconds (``time.time``), shared by every instance.
     """
 
@@ -108,6 +114,8 @@ class TieredCache:
         tier_timeout: float | None = 0.5,
         tier_failures: int = 1,
         tier_recovery: float = 5.0,
+        stale_while_revalidate: float = 0.0,
+        early_refresh: float | None = 1.0,
         hooks: HookRegistry | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -119,6 +127,12 @@ class TieredCache:
                 raise ConfigurationError("TieredCache.tiers", tier, "Tier objects")
         if not 0 <= jitter < 1:
             raise ConfigurationError("TieredCache.jitter", jitter, "a fraction 0 <= jitter < 1")
+        if stale_while_revalidate < 0:
+            raise ConfigurationError(
+                "TieredCache.stale_while_revalidate", stale_while_revalidate, "seconds >= 0"
+            )
+        if early_refresh is not None and early_refresh <= 0:
+            raise ConfigurationError("TieredCache.early_refresh", early_refresh, "None or > 0")
         if negative_ttl is not None and negative_ttl <= 0:
             raise ConfigurationError(
                 "TieredCache.negative_ttl", negative_ttl, "None or seconds > 0"
@@ -127,6 +141,9 @@ class TieredCache:
         self.tiers: tuple[Tier, ...] = tuple(tiers)
         self.jitter = jitter
         self.negative_ttl = negative_ttl
+        self.stale_while_revalidate = stale_while_revalidate
+        self.early_refresh = early_refresh
+        self._background: set[asyncio.Task[Any]] = set()
         self._hooks = hooks if hooks is not None else default_hooks
         self._now = clock
         self._rand = rand
@@ -143,10 +160,12 @@ class TieredCache:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _expiry(self, ttl: float, now: float) -> float:
+    def _entry(self, value: Any, ttl: float, now: float, delta: float = 0.0) -> Entry:
         if self.jitter:
             ttl *= 1.0 - self.jitter * self._rand()
-        return now + ttl
+        expires_at = now + ttl
+        stale_until = expires_at + self.stale_while_revalidate
+        return Entry(value, expires_at, delta, value is None, stale_until)
 
     async def _on(
         self, tier: Tier, op: str, fn: Callable[..., Awaitable[T]], *args: Any
@@ -164,14 +183,19 @@ class TieredCache:
                 _log.warning("cache %r: tier %r failed on %s: %s", self.name, tier.name, op, exc)
             return None
 
-    async def _find(self, key: str) -> tuple[int, Entry] | None:
-        """The first tier (index into ``self.tiers``) holding a fresh entry, and the entry."""
+    async def _find(self, key: str, now: float) -> tuple[int, Entry] | None:
+        """The first tier (index into ``self.tiers``) below L1 with an entry for ``key``, fresh
+        if any tier has it fresh, else the first stale one."""
         offset = 0 if self._l1 is None else 1
+        stale: tuple[int, Entry] | None = None
         for i, tier in enumerate(self._lower, offset):
             entry = await self._on(tier, "get", tier.get, key)
             if entry is not None:
-                return i, entry
-        return None
+                if entry.expires_at > now:
+                    return i, entry
+                if stale is None:
+                    stale = i, entry
+        return stale
 
     async def _promote(self, key: str, entry: Entry, found_at: int) -> None:
         # Same expires_at: a promoted copy never outlives the copy it came from.
@@ -192,27 +216,33 @@ class TieredCache:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, key: str, default: Any = MISSING) -> Any:
-        """The value for ``key`` from the first tier that has it, or ``default`` (MISSING)."""
+        """The fresh value for ``key`` from the first tier that has it, or ``default``."""
+        now = self._now()
         l1 = self._l1
         if l1 is not None:
-            entry = l1.lookup(key, self._now())
+            entry = l1.lookup(key, now)
             if entry is not None:
                 if self._hooks.active:
                     self._hooks.emit(CacheHit(self.name, l1.name, key))
                 return entry.value
-        found = await self._find(key)
-        if found is None:
+        entry = await self._entry_below(key, now)
+        return default if entry is None or entry.expires_at <= now else entry.value
+
+    async def _entry_below(self, key: str, now: float) -> Entry | None:
+        """Read below L1, promote a fresh hit, report hit or miss; the entry may be stale."""
+        found = await self._find(key, now)
+        if found is None or found[1].expires_at <= now:
             if self._hooks.active:
                 self._hooks.emit(CacheMiss(self.name, key))
-            return default
+            return None if found is None else found[1]
         i, entry = found
         if self._hooks.active:
             self._hooks.emit(CacheHit(self.name, self.tiers[i].name, key))
         await self._promote(key, entry, i)
-        return entry.value
+        return entry
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The values found for ``keys`` (misses are left out), one round trip per tier."""
+        """The fresh values found for ``keys`` (misses are left out), one round trip per tier."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, Any] = {}
         now = self._now()
@@ -231,7 +261,7 @@ class TieredCache:
                 continue
             missing = []
             for k, entry in zip(wanted, entries, strict=True):
-                if entry is None:
+                if entry is None or entry.expires_at <= now:
                     missing.append(k)
                 else:
                     found[k] = entry.value
@@ -249,7 +279,7 @@ class TieredCache:
             raise ConfigurationError(
                 "TieredCache.set value", value, "a value (MISSING means a miss)"
             )
-        await self._write(key, Entry(value, self._expiry(ttl, self._now())))
+        await self._write(key, self._entry(value, ttl, self._now()))
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` in every tier."""
@@ -272,11 +302,27 @@ class TieredCache:
         """The cached value for ``key``, or ``await loader()`` stored for ``ttl`` seconds.
 
         Concurrent misses of one key share one ``loader`` call. A loader that raises stores
-        nothing and raises to every caller waiting on it.
+        nothing and raises to every caller waiting on it. A stale value (within
+        ``stale_while_revalidate``) is returned at once while one background load refreshes
+        it; a fresh one may be refreshed early (``early_refresh``).
         """
-        value = await self.get(key)
-        if value is not MISSING:
-            return cast(T, value)
+        now = self._now()
+        l1 = self._l1
+        entry = None if l1 is None else l1.peek(key, now)
+        if entry is None:
+            entry = await self._entry_below(key, now)
+        if entry is not None:
+            if entry.expires_at > now:
+                beta = self.early_refresh
+                if (
+                    beta is not None
+                    and entry.delta
+                    and now - entry.delta * beta * math.log(1.0 - self._rand()) >= entry.expires_at
+                ):
+                    self._refresh(key, loader, ttl, negative_ttl)
+                return cast(T, entry.value)
+            self._refresh(key, loader, ttl, negative_ttl)  # stale: serve it, refresh it
+            return cast(T, entry.value)
         while True:
             pending = self._inflight.get(key)
             if pending is None:
@@ -290,11 +336,40 @@ class TieredCache:
                     raise  # we were cancelled ourselves
                 # The leading caller was cancelled: one of us leads the load instead.
 
+    def _refresh(
+        self, key: str, loader: Callable[[], Awaitable[Any]], ttl: float, negative_ttl: float | None
+    ) -> None:
+        """Load ``key`` again in the background, unless a load of it is already in flight."""
+        if key in self._inflight:
+            return
+        # Claim the key now, not when the task first runs, so that the next caller sees it.
+        claim = self._inflight[key] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._load(key, loader, ttl, negative_ttl, claimed=True))
+        self._background.add(task)
+        task.add_done_callback(functools.partial(self._refreshed, key, claim))
+
+    def _refreshed(self, key: str, claim: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not claim.done():  # cancelled before it ever ran: release the key
+            claim.cancel()
+            if self._inflight.get(key) is claim:
+                del self._inflight[key]
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("cache %r: background refresh failed: %r", self.name, task.exception())
+
     async def _load(
-        self, key: str, loader: Callable[[], Awaitable[T]], ttl: float, negative_ttl: float | None
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float,
+        negative_ttl: float | None,
+        *,
+        claimed: bool = False,
     ) -> T:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        if claimed:
+            future = self._inflight[key]
+        else:
+            future = self._inflight[key] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
         try:
             value = await loader()
@@ -317,10 +392,16 @@ class TieredCache:
         future.set_result(value)
         keep = negative_ttl if negative_ttl is not None else self.negative_ttl
         if value is not None or keep is not None:
-            now = self._now()
             life = ttl if value is not None else cast(float, keep)
-            await self._write(key, Entry(value, self._expiry(life, now), seconds, value is None))
+            await self._write(key, self._entry(value, life, self._now(), seconds))
         return value
+
+    async def aclose(self) -> None:
+        """Cancel the background refreshes still running."""
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(self._background)
 
     def cached(
         self,

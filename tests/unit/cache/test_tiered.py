@@ -245,3 +245,79 @@ async def test_bad_arguments_are_refused() -> None:
         await cache.set("k", 1, ttl=0)
     with pytest.raises(ConfigurationError, match="MISSING"):
         await cache.set("k", MISSING, ttl=1)
+
+
+async def settle(cache: TieredCache) -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_stale_while_revalidate_serves_stale_once_and_refreshes_in_background() -> None:
+    cache, l1, l2, clock, rec = make(stale_while_revalidate=30)
+    await cache.set("k", "old", ttl=10)
+    clock.now += 15  # stale, within the 30 s window
+    assert await cache.get("k") is MISSING  # a plain get wants fresh values only
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        return "new"
+
+    results = await asyncio.gather(*(cache.get_or_load("k", load, ttl=10) for _ in range(50)))
+    assert set(results) == {"old"}  # served at once, nobody waited for the load
+    await settle(cache)
+    assert loads == 1  # one background refresh for fifty stale reads
+    assert await cache.get("k") == "new"
+    clock.now += 10 + 30  # past the stale window too: a plain miss, loaded in the foreground
+    assert await cache.get_or_load("k", load, ttl=10) == "new"
+    assert loads == 2
+
+
+async def test_stale_entries_in_redis_like_lower_tiers_are_served_too() -> None:
+    cache, l1, l2, clock, _ = make(stale_while_revalidate=30)
+    l2.store("k", Entry("from l2", clock.now + 10, stale_until=clock.now + 40))
+    clock.now += 20
+
+    async def load() -> str:
+        return "fresh"
+
+    assert await cache.get_or_load("k", load, ttl=10) == "from l2"
+    await settle(cache)
+    assert await cache.get("k") == "fresh"
+
+
+async def test_xfetch_refreshes_a_hot_key_early_in_the_background() -> None:
+    draws = iter([0.0, 0.999])
+    cache, l1, _, clock, _ = make()
+    cache._rand = lambda: next(draws)  # one draw per hit
+    l1.store("k", Entry("old", clock.now + 10, delta=5.0))
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        return "recomputed"
+
+    # rand 0.0: now - 5 * ln(1) = now, far from the expiry: no refresh
+    assert await cache.get_or_load("k", load, ttl=60) == "old"
+    await settle(cache)
+    assert loads == 0
+    # rand 0.999: now - 5 * ln(0.001) = now + 34.5 >= expiry: refresh early, serve the old value
+    assert await cache.get_or_load("k", load, ttl=60) == "old"
+    await settle(cache)
+    assert loads == 1
+    assert await cache.get("k") == "recomputed"
+
+
+async def test_early_refresh_can_be_turned_off() -> None:
+    cache, l1, _, clock, _ = make(early_refresh=None)
+    cache._rand = lambda: 0.999999
+    l1.store("k", Entry("old", clock.now + 1, delta=100.0))
+
+    async def load() -> str:
+        raise AssertionError("must not load")
+
+    assert await cache.get_or_load("k", load, ttl=60) == "old"
+    await settle(cache)
+    await cache.aclose()

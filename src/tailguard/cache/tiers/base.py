@@ -11,20 +11,31 @@ __all__ = ["Entry", "Tier"]
 class Entry:
     """A cached value and what the cache needs to know about it.
 
-    ``expires_at`` is wall-clock time (seconds since the epoch, so that every instance agrees);
-    ``delta`` is how long the value took to compute (seconds; XFetch early refresh uses it);
-    ``negative`` marks a cached "not found".
+    ``expires_at`` is wall-clock time (seconds since the epoch, so that every instance agrees)
+    when the value stops being fresh; until ``stale_until`` (default: the same time) a tier
+    still keeps it, for stale-while-revalidate. ``delta`` is how long the value took to
+    compute (seconds; XFetch early refresh uses it); ``negative`` marks a cached "not found".
     """
 
-    __slots__ = ("delta", "expires_at", "negative", "value")
+    __slots__ = ("delta", "expires_at", "negative", "stale_until", "value")
 
     def __init__(
-        self, value: Any, expires_at: float, delta: float = 0.0, negative: bool = False
+        self,
+        value: Any,
+        expires_at: float,
+        delta: float = 0.0,
+        negative: bool = False,
+        stale_until: float | None = None,
     ) -> None:
         self.value = value
         self.expires_at = expires_at
         self.delta = delta
         self.negative = negative
+        self.stale_until = expires_at if stale_until is None else max(stale_until, expires_at)
+
+    def fresh(self, now: float) -> bool:
+        """Is the value still fresh at ``now``?"""
+        return now < self.expires_at
 
     def ttl(self, now: float) -> float:
         """Seconds of freshness left at ``now``."""
@@ -44,7 +55,7 @@ class Tier(Protocol):
     local: bool
 
     async def get(self, key: str) -> Entry | None:
-        """The entry for ``key`` if present and fresh at the tier's clock, else None."""
+        """The entry for ``key`` until its ``stale_until``, else None (check ``fresh``)."""
         ...
 
     async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:

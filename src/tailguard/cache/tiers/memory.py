@@ -53,7 +53,9 @@ class _Node(Entry):
     __slots__ = ("freq", "in_main", "key", "live", "size")
 
     def __init__(self, key: str, entry: Entry, size: int) -> None:
-        super().__init__(entry.value, entry.expires_at, entry.delta, entry.negative)
+        super().__init__(
+            entry.value, entry.expires_at, entry.delta, entry.negative, entry.stale_until
+        )
         self.key = key
         self.size = size
         self.freq = 0
@@ -105,10 +107,21 @@ class MemoryTier:
         if node is None:
             return None
         if node.expires_at <= now:
-            self._unlink(node)
+            if node.stale_until <= now:
+                self._unlink(node)
             return None
         if node.freq < 3:
             node.freq += 1
+        return node
+
+    def peek(self, key: str, now: float) -> Entry | None:
+        """The entry for ``key``, fresh or stale, until its ``stale_until``; None otherwise."""
+        node = self._data.get(key)
+        if node is None:
+            return None
+        if node.stale_until <= now:
+            self._unlink(node)
+            return None
         return node
 
     def store(self, key: str, entry: Entry) -> None:
@@ -121,6 +134,7 @@ class MemoryTier:
         if node is not None:  # overwrite in place: same queue position, fresh value
             node.value, node.expires_at = entry.value, entry.expires_at
             node.delta, node.negative = entry.delta, entry.negative
+            node.stale_until = entry.stale_until
             self._bytes += size - node.size
             node.size = size
         else:
@@ -230,11 +244,11 @@ class MemoryTier:
     # -- the Tier protocol -----------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
-        return self.lookup(key, self._now())
+        return self.peek(key, self._now())
 
     async def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
         now = self._now()
-        return [self.lookup(k, now) for k in keys]
+        return [self.peek(k, now) for k in keys]
 
     async def set(self, key: str, entry: Entry) -> None:
         self.store(key, entry)

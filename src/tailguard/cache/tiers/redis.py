@@ -1,9 +1,9 @@
 """``RedisTier``: a cache level in Redis (L2) or in a Redis Cluster (L3), through redis-py.
 
-Values are stored as one string per key: a 14-byte header (format, ``expires_at`` as wall-clock
-seconds, ``delta`` seconds, flags) and the codec's bytes. Keeping the expiry in the value lets a
-hit be promoted to L1 with the time it has left, from one ``GET``, without a ``PTTL``. Redis
-expires the key itself (``SET ... PX``) a little after ``expires_at``.
+Values are stored as one string per key: a 22-byte header (format, ``expires_at`` and
+``stale_until`` as wall-clock seconds, ``delta`` seconds, flags) and the codec's bytes. Keeping
+the expiry in the value lets a hit be promoted to L1 with the time it has left, from one
+``GET``, without a ``PTTL``. Redis expires the key itself (``SET ... PX``) at ``stale_until``.
 
 Give it a ``redis.asyncio.Redis`` or a ``redis.asyncio.RedisCluster``; a pooled client is
 shared by every tier and every request. Errors reach the caller as
@@ -25,8 +25,8 @@ from tailguard.errors import BackendUnavailable, ValueTooLarge
 
 __all__ = ["RedisTier"]
 
-_HEADER = struct.Struct("<BdfB")  # format version, expires_at, delta, flags
-_FORMAT = 1
+_HEADER = struct.Struct("<BddfB")  # format version, expires_at, stale_until, delta, flags
+_FORMAT = 2
 _NEGATIVE = 1
 MAX_VALUE_BYTES = 8 * 1024 * 1024  # bytes: larger values belong in object storage, not a cache
 
@@ -64,21 +64,22 @@ class RedisTier:
         if len(payload) > self.max_value_bytes:
             raise ValueTooLarge(key, len(payload), self.max_value_bytes)
         flags = _NEGATIVE if entry.negative else 0
-        return _HEADER.pack(_FORMAT, entry.expires_at, entry.delta, flags) + payload
+        header = _HEADER.pack(_FORMAT, entry.expires_at, entry.stale_until, entry.delta, flags)
+        return header + payload
 
     def _unpack(self, data: bytes | None, now: float) -> Entry | None:
         if data is None or len(data) < _HEADER.size:
             return None
-        fmt, expires_at, delta, flags = _HEADER.unpack_from(data)
+        fmt, expires_at, stale_until, delta, flags = _HEADER.unpack_from(data)
         if fmt != _FORMAT:
             return None  # written by another format: treat as a miss, it will be rewritten
-        if expires_at <= now:
+        if stale_until <= now:
             return None
         try:
             value = self.codec.decode(data[_HEADER.size :], self.value_type)
         except Exception:
             return None  # undecodable (another type, another codec): a miss, never a crash
-        return Entry(value, expires_at, delta, bool(flags & _NEGATIVE))
+        return Entry(value, expires_at, delta, bool(flags & _NEGATIVE), stale_until)
 
     def _fail(self, exc: Exception) -> BackendUnavailable:
         return BackendUnavailable(self.name, f"{type(exc).__name__}: {exc}")
@@ -105,8 +106,8 @@ class RedisTier:
 
     async def set(self, key: str, entry: Entry) -> None:
         data = self._pack(key, entry)
-        # Redis keeps it a little past expires_at: stale-while-revalidate may still want it.
-        px = max(1, math.ceil((entry.expires_at - self._now()) * 1000))
+        # Redis keeps it until stale_until: stale-while-revalidate may still want it.
+        px = max(1, math.ceil((entry.stale_until - self._now()) * 1000))
         try:
             await self.client.set(key, data, px=px)
         except Exception as exc:
