@@ -17,8 +17,9 @@ breakers and single-flight loading.
 from typing import TYPE_CHECKING
 
 from tailguard.cache.codec import Codec, JsonCodec, MsgpackCodec, SignedPickleCodec
+from tailguard.cache.invalidation import RedisInvalidation
 from tailguard.cache.keys import CacheKey
-from tailguard.cache.tiered import MISSING, TieredCache
+from tailguard.cache.tiered import MISSING, Invalidation, TieredCache
 from tailguard.cache.tiers.base import Entry, Tier
 from tailguard.cache.tiers.memory import MemoryTier
 
@@ -30,9 +31,11 @@ __all__ = [
     "CacheKey",
     "Codec",
     "Entry",
+    "Invalidation",
     "JsonCodec",
     "MemoryTier",
     "MsgpackCodec",
+    "RedisInvalidation",
     "RedisTier",
     "SignedPickleCodec",
     "Tier",

@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
 from tailguard.cache.keys import CacheKey
 from tailguard.cache.tiers.base import Entry, Tier
@@ -32,6 +32,7 @@ from tailguard.events import (
     CacheCoalesced,
     CacheError,
     CacheHit,
+    CacheInvalidated,
     CacheLoad,
     CacheMiss,
     HookRegistry,
@@ -39,12 +40,23 @@ from tailguard.events import (
 from tailguard.events import hooks as default_hooks
 from tailguard.resilience import CircuitBreaker, Pipeline, Timeout
 
-__all__ = ["MISSING", "TieredCache"]
+__all__ = ["MISSING", "Invalidation", "TieredCache"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _log = logging.getLogger("tailguard.cache")
+
+
+class Invalidation(Protocol):
+    """Cross-instance invalidation: publish our changes, evict the others' (``evict(None)``:
+    flush everything)."""
+
+    async def publish(self, key: str) -> None: ...
+
+    async def start(self, evict: Callable[[str | None], None]) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class _Missing:
@@ -101,6 +113,9 @@ class TieredCache:
     None: off): a hit is refreshed in the background, before it expires, when
     ``now - delta * beta * ln(rand()) >= expires_at``, ``delta`` being how long its load took,
     so hot keys are recomputed by one caller before they expire instead of by all after.
+    ``invalidation`` (a :class:`~tailguard.cache.invalidation.RedisInvalidation`) evicts from
+    this instance's L1 what other instances set or delete; ``await cache.start()`` (or
+    ``async with cache:``) starts it.
     ``clock`` is wall-clock seconds (``time.time``), shared by every instance.
     """
 
@@ -116,6 +131,7 @@ class TieredCache:
         tier_recovery: float = 5.0,
         stale_while_revalidate: float = 0.0,
         early_refresh: float | None = 1.0,
+        invalidation: Invalidation | None = None,
         hooks: HookRegistry | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -144,6 +160,12 @@ class TieredCache:
         self.stale_while_revalidate = stale_while_revalidate
         self.early_refresh = early_refresh
         self._background: set[asyncio.Task[Any]] = set()
+        self.invalidation = invalidation
+        # Invalidations seen, numbered: a read that started before an invalidation of its key
+        # (or before a flush) must not put what it read into L1.
+        self._seq = 0
+        self._flushed_at = 0
+        self._invalidated: dict[str, int] = {}
         self._hooks = hooks if hooks is not None else default_hooks
         self._now = clock
         self._rand = rand
@@ -197,13 +219,61 @@ class TieredCache:
                     stale = i, entry
         return stale
 
-    async def _promote(self, key: str, entry: Entry, found_at: int) -> None:
+    async def _promote(self, key: str, entry: Entry, found_at: int, seq: int) -> None:
         # Same expires_at: a promoted copy never outlives the copy it came from.
         for tier in self.tiers[:found_at]:
             if tier is self._l1:
-                self._l1.store(key, entry)
+                if self._current(key, seq):
+                    self._l1.store(key, entry)
             else:
                 await self._on(tier, "set", tier.set, key, entry)
+
+    def _current(self, key: str, seq: int) -> bool:
+        """Has nothing invalidated ``key`` since invalidation number ``seq``?"""
+        return self._flushed_at <= seq and self._invalidated.get(key, -1) <= seq
+
+    def _evict(self, key: str | None) -> None:
+        """An invalidation from another instance: ``key``, or everything (None)."""
+        self._seq += 1
+        if key is None:
+            self._flushed_at = self._seq
+            self._invalidated.clear()
+            if self._l1 is not None:
+                self._l1.clear()
+        else:
+            self._invalidated[key] = self._seq
+            if len(self._invalidated) > 10_000:  # only recent ones matter to reads in flight
+                del self._invalidated[next(iter(self._invalidated))]
+            if self._l1 is not None:
+                self._l1.remove(key)
+        if self._hooks.active and self._l1 is not None:
+            self._hooks.emit(CacheInvalidated(self.name, self._l1.name, key or "*"))
+
+    async def _announce(self, key: str) -> None:
+        if self.invalidation is None:
+            return
+        try:
+            await self.invalidation.publish(key)
+        except Exception as exc:
+            if self._hooks.active:
+                self._hooks.emit(
+                    CacheError(self.name, "invalidation", "publish", type(exc).__name__)
+                )
+            _log.warning(
+                "cache %r: could not publish the invalidation of %r: %s", self.name, key, exc
+            )
+
+    async def start(self) -> None:
+        """Start the cross-instance invalidation listener, if the cache has one."""
+        if self.invalidation is not None:
+            await self.invalidation.start(self._evict)
+
+    async def __aenter__(self) -> TieredCache:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def _write(self, key: str, entry: Entry) -> None:
         # Lower tiers first, so that L1 never holds what the shared tiers do not.
@@ -212,6 +282,7 @@ class TieredCache:
             await asyncio.gather(*remote)
         if self._l1 is not None:
             self._l1.store(key, entry)
+        await self._announce(key)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -230,6 +301,7 @@ class TieredCache:
 
     async def _entry_below(self, key: str, now: float) -> Entry | None:
         """Read below L1, promote a fresh hit, report hit or miss; the entry may be stale."""
+        seq = self._seq
         found = await self._find(key, now)
         if found is None or found[1].expires_at <= now:
             if self._hooks.active:
@@ -238,7 +310,7 @@ class TieredCache:
         i, entry = found
         if self._hooks.active:
             self._hooks.emit(CacheHit(self.name, self.tiers[i].name, key))
-        await self._promote(key, entry, i)
+        await self._promote(key, entry, i, seq)
         return entry
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -253,6 +325,7 @@ class TieredCache:
                     found[k] = entry.value
             wanted = [k for k in wanted if k not in found]
         offset = 0 if self._l1 is None else 1
+        seq = self._seq
         for i, tier in enumerate(self._lower, offset):
             if not wanted:
                 break
@@ -265,7 +338,7 @@ class TieredCache:
                     missing.append(k)
                 else:
                     found[k] = entry.value
-                    await self._promote(k, entry, i)
+                    await self._promote(k, entry, i, seq)
             wanted = missing
         return found
 
@@ -288,6 +361,7 @@ class TieredCache:
         remote = [self._on(t, "delete", t.delete, key) for t in self._lower]
         if remote:
             await asyncio.gather(*remote)
+        await self._announce(key)
 
     # -- read-through ----------------------------------------------------------------------------
 
@@ -397,7 +471,9 @@ class TieredCache:
         return value
 
     async def aclose(self) -> None:
-        """Cancel the background refreshes still running."""
+        """Stop the invalidation listener and cancel the background refreshes still running."""
+        if self.invalidation is not None:
+            await self.invalidation.stop()
         for task in list(self._background):
             task.cancel()
         if self._background:

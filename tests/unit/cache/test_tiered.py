@@ -253,7 +253,7 @@ async def settle(cache: TieredCache) -> None:
 
 
 async def test_stale_while_revalidate_serves_stale_once_and_refreshes_in_background() -> None:
-    cache, l1, l2, clock, rec = make(stale_while_revalidate=30)
+    cache, _l1, _l2, clock, _rec = make(stale_while_revalidate=30)
     await cache.set("k", "old", ttl=10)
     clock.now += 15  # stale, within the 30 s window
     assert await cache.get("k") is MISSING  # a plain get wants fresh values only
@@ -275,7 +275,7 @@ async def test_stale_while_revalidate_serves_stale_once_and_refreshes_in_backgro
 
 
 async def test_stale_entries_in_redis_like_lower_tiers_are_served_too() -> None:
-    cache, l1, l2, clock, _ = make(stale_while_revalidate=30)
+    cache, _l1, l2, clock, _ = make(stale_while_revalidate=30)
     l2.store("k", Entry("from l2", clock.now + 10, stale_until=clock.now + 40))
     clock.now += 20
 
