@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from tailguard.cache.keys import CacheKey
 from tailguard.cache.tiers.base import Entry, Tier
@@ -40,7 +40,7 @@ from tailguard.events import (
 from tailguard.events import hooks as default_hooks
 from tailguard.resilience import CircuitBreaker, Pipeline, Timeout
 
-__all__ = ["MISSING", "Invalidation", "TieredCache"]
+__all__ = ["MISSING", "Invalidation", "Leasing", "TieredCache"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -57,6 +57,19 @@ class Invalidation(Protocol):
     async def start(self, evict: Callable[[str | None], None]) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """A tier that can grant a short exclusive lease on a key (``RedisTier``)."""
+
+    name: str
+
+    async def acquire_lease(self, key: str, ttl: float) -> str: ...
+
+    async def release_lease(self, key: str, token: str) -> None: ...
+
+    async def get(self, key: str) -> Entry | None: ...
 
 
 class _Missing:
@@ -116,6 +129,9 @@ class TieredCache:
     ``invalidation`` (a :class:`~tailguard.cache.invalidation.RedisInvalidation`) evicts from
     this instance's L1 what other instances set or delete; ``await cache.start()`` (or
     ``async with cache:``) starts it.
+    ``lease`` (seconds; None: off) makes one instance in the fleet load a missing key: the
+    first to take a lease in the first Redis tier loads, the others poll that tier for up to
+    ``lease_wait`` seconds (default: ``lease``) and load themselves only if nothing arrives.
     ``clock`` is wall-clock seconds (``time.time``), shared by every instance.
     """
 
@@ -132,6 +148,8 @@ class TieredCache:
         stale_while_revalidate: float = 0.0,
         early_refresh: float | None = 1.0,
         invalidation: Invalidation | None = None,
+        lease: float | None = None,
+        lease_wait: float | None = None,
         hooks: HookRegistry | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -149,6 +167,8 @@ class TieredCache:
             )
         if early_refresh is not None and early_refresh <= 0:
             raise ConfigurationError("TieredCache.early_refresh", early_refresh, "None or > 0")
+        if lease is not None and lease <= 0:
+            raise ConfigurationError("TieredCache.lease", lease, "None or seconds > 0")
         if negative_ttl is not None and negative_ttl <= 0:
             raise ConfigurationError(
                 "TieredCache.negative_ttl", negative_ttl, "None or seconds > 0"
@@ -161,6 +181,13 @@ class TieredCache:
         self.early_refresh = early_refresh
         self._background: set[asyncio.Task[Any]] = set()
         self.invalidation = invalidation
+        self.lease = lease
+        self.lease_wait: float = (lease or 0.0) if lease_wait is None else lease_wait
+        self._leaser: Tier | None = None
+        if lease is not None:
+            self._leaser = next((t for t in self.tiers if isinstance(t, Leasing)), None)
+        if lease is not None and self._leaser is None:
+            raise ConfigurationError("TieredCache.lease", lease, "a tier that can lease (Redis)")
         # Invalidations seen, numbered: a read that started before an invalidation of its key
         # (or before a flush) must not put what it read into L1.
         self._seq = 0
@@ -446,7 +473,7 @@ class TieredCache:
             future = self._inflight[key] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
         try:
-            value = await loader()
+            value = await self._lease_or_load(key, loader)
         except BaseException as exc:
             seconds = time.perf_counter() - started
             if self._hooks.active:
@@ -469,6 +496,31 @@ class TieredCache:
             life = ttl if value is not None else cast(float, keep)
             await self._write(key, self._entry(value, life, self._now(), seconds))
         return value
+
+    async def _lease_or_load(self, key: str, loader: Callable[[], Awaitable[T]]) -> T:
+        """Call ``loader``, unless another instance holds the lease on ``key`` and its value
+        shows up in the shared tier while we wait."""
+        tier = self._leaser
+        if tier is None or self.lease is None:
+            return await loader()
+        leaser = cast(Leasing, tier)
+        token = await self._on(tier, "lease", leaser.acquire_lease, key, self.lease)
+        if token:
+            try:
+                return await loader()
+            finally:
+                await self._on(tier, "lease", leaser.release_lease, key, token)
+        if token is None:  # the tier failed: load without a lease
+            return await loader()
+        deadline = time.monotonic() + self.lease_wait
+        delay = 0.005
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            entry = await self._on(tier, "get", tier.get, key)
+            if entry is not None and entry.expires_at > self._now():
+                return cast(T, entry.value)
+        return await loader()  # the holder died or is slow: load ourselves
 
     async def aclose(self) -> None:
         """Stop the invalidation listener and cancel the background refreshes still running."""

@@ -321,3 +321,10 @@ async def test_early_refresh_can_be_turned_off() -> None:
     assert await cache.get_or_load("k", load, ttl=60) == "old"
     await settle(cache)
     await cache.aclose()
+
+
+def test_a_lease_needs_a_tier_that_can_lease() -> None:
+    with pytest.raises(ConfigurationError, match="lease"):
+        TieredCache([MemoryTier()], lease=1.0)
+    with pytest.raises(ConfigurationError, match="lease"):
+        TieredCache([MemoryTier()], lease=0)

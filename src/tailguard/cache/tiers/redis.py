@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import struct
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,10 @@ __all__ = ["RedisTier"]
 _HEADER = struct.Struct("<BddfB")  # format version, expires_at, stale_until, delta, flags
 _FORMAT = 2
 _NEGATIVE = 1
+LEASE_PREFIX = "tailguard:lease:"  # leases live apart from cache keys, so they cannot collide
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 MAX_VALUE_BYTES = 8 * 1024 * 1024  # bytes: larger values belong in object storage, not a cache
 
 
@@ -110,6 +115,29 @@ class RedisTier:
         px = max(1, math.ceil((entry.stale_until - self._now()) * 1000))
         try:
             await self.client.set(key, data, px=px)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    # -- leases: one loader across instances ---------------------------------------------------
+
+    async def acquire_lease(self, key: str, ttl: float) -> str:
+        """Try to become the one instance that loads ``key`` for the next ``ttl`` seconds.
+
+        Returns a token to release with, or "" when another instance holds the lease.
+        """
+        token = uuid.uuid4().hex
+        try:
+            won = await self.client.set(
+                LEASE_PREFIX + key, token, nx=True, px=max(1, math.ceil(ttl * 1000))
+            )
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        return token if won else ""
+
+    async def release_lease(self, key: str, token: str) -> None:
+        """Give the lease back, if it is still ours (it may have expired meanwhile)."""
+        try:
+            await self.client.eval(_RELEASE, 1, LEASE_PREFIX + key, token)
         except Exception as exc:
             raise self._fail(exc) from exc
 
