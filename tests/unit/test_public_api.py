@@ -131,6 +131,7 @@ def test_cache_names() -> None:
         "CacheKey",
         "Codec",
         "Entry",
+        "HttpCaching",
         "Invalidation",
         "JsonCodec",
         "MISSING",

@@ -17,6 +17,7 @@ breakers and single-flight loading.
 from typing import TYPE_CHECKING
 
 from tailguard.cache.codec import Codec, JsonCodec, MsgpackCodec, SignedPickleCodec
+from tailguard.cache.http import HttpCaching
 from tailguard.cache.invalidation import RedisInvalidation
 from tailguard.cache.keys import CacheKey
 from tailguard.cache.tiered import MISSING, Invalidation, TieredCache
@@ -31,6 +32,7 @@ __all__ = [
     "CacheKey",
     "Codec",
     "Entry",
+    "HttpCaching",
     "Invalidation",
     "JsonCodec",
     "MemoryTier",
