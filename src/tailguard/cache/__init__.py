@@ -16,11 +16,12 @@ breakers and single-flight loading.
 
 from typing import TYPE_CHECKING
 
+from tailguard.cache._missing import MISSING
 from tailguard.cache.codec import Codec, JsonCodec, MsgpackCodec, SignedPickleCodec
 from tailguard.cache.http import HttpCaching
-from tailguard.cache.invalidation import RedisInvalidation
+from tailguard.cache.invalidation import Invalidation, RedisInvalidation
 from tailguard.cache.keys import CacheKey
-from tailguard.cache.tiered import MISSING, Invalidation, TieredCache
+from tailguard.cache.tiered import TieredCache
 from tailguard.cache.tiers.base import Entry, Tier
 from tailguard.cache.tiers.memory import MemoryTier
 

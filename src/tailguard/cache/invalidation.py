@@ -16,13 +16,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["RedisInvalidation"]
+__all__ = ["Invalidation", "RedisInvalidation"]
 
 _log = logging.getLogger("tailguard.cache")
 
 Evict = Callable[[str | None], None]  # a key to evict, or None for "flush everything"
+
+
+class Invalidation(Protocol):
+    """Cross-instance invalidation: publish our changes, evict the others' (``evict(None)``:
+    flush everything)."""
+
+    async def publish(self, key: str) -> None: ...
+
+    async def start(self, evict: Callable[[str | None], None]) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class RedisInvalidation:

@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, ParamSpec, TypeVar, cast
 
+from tailguard.cache._missing import MISSING
+from tailguard.cache.invalidation import Invalidation
 from tailguard.cache.keys import CacheKey
-from tailguard.cache.tiers.base import Entry, Tier
+from tailguard.cache.stampede import SingleFlight, xfetch_due
+from tailguard.cache.tiers.base import Entry, Leasing, Tier
 from tailguard.cache.tiers.memory import MemoryTier
 from tailguard.errors import ConfigurationError, Rejected
 from tailguard.events import (
@@ -40,60 +42,12 @@ from tailguard.events import (
 from tailguard.events import hooks as default_hooks
 from tailguard.resilience import CircuitBreaker, Pipeline, Timeout
 
-__all__ = ["MISSING", "Invalidation", "Leasing", "TieredCache"]
+__all__ = ["MISSING", "TieredCache"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _log = logging.getLogger("tailguard.cache")
-
-
-class Invalidation(Protocol):
-    """Cross-instance invalidation: publish our changes, evict the others' (``evict(None)``:
-    flush everything)."""
-
-    async def publish(self, key: str) -> None: ...
-
-    async def start(self, evict: Callable[[str | None], None]) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-@runtime_checkable
-class Leasing(Protocol):
-    """A tier that can grant a short exclusive lease on a key (``RedisTier``)."""
-
-    name: str
-
-    async def acquire_lease(self, key: str, ttl: float) -> str: ...
-
-    async def release_lease(self, key: str, token: str) -> None: ...
-
-    async def get(self, key: str) -> Entry | None: ...
-
-
-class _Missing:
-    """The type of ``MISSING``."""
-
-    _instance: _Missing | None = None
-
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
-"""What ``get`` returns for a miss (unless given a ``default``)."""
 
 
 def _guard_for(
@@ -179,7 +133,7 @@ class TieredCache:
         self.negative_ttl = negative_ttl
         self.stale_while_revalidate = stale_while_revalidate
         self.early_refresh = early_refresh
-        self._background: set[asyncio.Task[Any]] = set()
+        self._flight = SingleFlight()
         self.invalidation = invalidation
         self.lease = lease
         self.lease_wait: float = (lease or 0.0) if lease_wait is None else lease_wait
@@ -205,7 +159,6 @@ class TieredCache:
             for t in self.tiers
             if not t.local
         }
-        self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -412,85 +365,40 @@ class TieredCache:
         entry = None if l1 is None else l1.peek(key, now)
         if entry is None:
             entry = await self._entry_below(key, now)
-        if entry is not None:
-            if entry.expires_at > now:
-                beta = self.early_refresh
-                if (
-                    beta is not None
-                    and entry.delta
-                    and now - entry.delta * beta * math.log(1.0 - self._rand()) >= entry.expires_at
-                ):
-                    self._refresh(key, loader, ttl, negative_ttl)
-                return cast(T, entry.value)
-            self._refresh(key, loader, ttl, negative_ttl)  # stale: serve it, refresh it
-            return cast(T, entry.value)
-        while True:
-            pending = self._inflight.get(key)
-            if pending is None:
-                return await self._load(key, loader, ttl, negative_ttl)
-            if self._hooks.active:
-                self._hooks.emit(CacheCoalesced(self.name, key))
-            try:
-                return cast(T, await asyncio.shield(pending))
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # we were cancelled ourselves
-                # The leading caller was cancelled: one of us leads the load instead.
+        if entry is None:
+            return await self._flight.run(
+                key,
+                lambda: self._load(key, loader, ttl, negative_ttl),
+                on_wait=lambda: self._coalesced(key),
+            )
+        beta = self.early_refresh
+        if entry.expires_at <= now or (
+            beta is not None
+            and entry.delta
+            and xfetch_due(now, entry.expires_at, entry.delta, beta, self._rand())
+        ):  # stale, or due for an early refresh: serve it, refresh it once in the background
+            self._flight.spawn(key, lambda: self._load(key, loader, ttl, negative_ttl))
+        return cast(T, entry.value)
 
-    def _refresh(
-        self, key: str, loader: Callable[[], Awaitable[Any]], ttl: float, negative_ttl: float | None
-    ) -> None:
-        """Load ``key`` again in the background, unless a load of it is already in flight."""
-        if key in self._inflight:
-            return
-        # Claim the key now, not when the task first runs, so that the next caller sees it.
-        claim = self._inflight[key] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(self._load(key, loader, ttl, negative_ttl, claimed=True))
-        self._background.add(task)
-        task.add_done_callback(functools.partial(self._refreshed, key, claim))
-
-    def _refreshed(self, key: str, claim: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not claim.done():  # cancelled before it ever ran: release the key
-            claim.cancel()
-            if self._inflight.get(key) is claim:
-                del self._inflight[key]
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("cache %r: background refresh failed: %r", self.name, task.exception())
+    def _coalesced(self, key: str) -> None:
+        if self._hooks.active:
+            self._hooks.emit(CacheCoalesced(self.name, key))
 
     async def _load(
-        self,
-        key: str,
-        loader: Callable[[], Awaitable[T]],
-        ttl: float,
-        negative_ttl: float | None,
-        *,
-        claimed: bool = False,
+        self, key: str, loader: Callable[[], Awaitable[T]], ttl: float, negative_ttl: float | None
     ) -> T:
-        if claimed:
-            future = self._inflight[key]
-        else:
-            future = self._inflight[key] = asyncio.get_running_loop().create_future()
+        """Load ``key`` (under the lease, if any), store it, report it."""
         started = time.perf_counter()
         try:
             value = await self._lease_or_load(key, loader)
-        except BaseException as exc:
-            seconds = time.perf_counter() - started
+        except BaseException:
             if self._hooks.active:
+                seconds = time.perf_counter() - started
                 self._hooks.emit(CacheLoad(self.name, key, seconds, ok=False))
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
-        finally:
-            if self._inflight.get(key) is future:
-                del self._inflight[key]
         seconds = time.perf_counter() - started
         if self._hooks.active:
             self._hooks.emit(CacheLoad(self.name, key, seconds))
-        future.set_result(value)
         keep = negative_ttl if negative_ttl is not None else self.negative_ttl
         if value is not None or keep is not None:
             life = ttl if value is not None else cast(float, keep)
@@ -526,10 +434,7 @@ class TieredCache:
         """Stop the invalidation listener and cancel the background refreshes still running."""
         if self.invalidation is not None:
             await self.invalidation.stop()
-        for task in list(self._background):
-            task.cancel()
-        if self._background:
-            await asyncio.wait(self._background)
+        await self._flight.aclose()
 
     def cached(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Entry", "Tier"]
+__all__ = ["Entry", "Leasing", "Tier"]
 
 
 class Entry:
@@ -69,3 +69,16 @@ class Tier(Protocol):
     async def delete(self, key: str) -> None:
         """Forget ``key`` (no error if absent)."""
         ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """A tier that can grant a short exclusive lease on a key (``RedisTier``)."""
+
+    name: str
+
+    async def acquire_lease(self, key: str, ttl: float) -> str: ...
+
+    async def release_lease(self, key: str, token: str) -> None: ...
+
+    async def get(self, key: str) -> Entry | None: ...

@@ -1,0 +1,116 @@
+"""Stampede protection: single flight in a process, and XFetch's early-refresh rule.
+
+``SingleFlight.run(key, fn)`` runs ``fn`` once for all concurrent callers of one key: the first
+caller leads, the others wait for its result (or its exception). A cancelled leader hands the
+key to a waiting caller instead of failing it. ``SingleFlight.spawn`` leads in the background
+(for stale-while-revalidate and early refresh).
+
+``xfetch_due`` is "Optimal Probabilistic Cache Stampede Prevention" (Vattani et al., VLDB 2015):
+recompute early when ``now - delta * beta * ln(rand()) >= expiry``, ``delta`` being how long the
+last computation took; the more expensive a value and the nearer its expiry, the likelier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar, cast
+
+__all__ = ["SingleFlight", "xfetch_due"]
+
+T = TypeVar("T")
+
+_log = logging.getLogger("tailguard.cache")
+
+
+def xfetch_due(now: float, expires_at: float, delta: float, beta: float, rand: float) -> bool:
+    """Should a value expiring at ``expires_at`` be recomputed now? ``rand`` is uniform in
+    [0, 1); times and ``delta`` in seconds; ``beta`` > 1 refreshes earlier, < 1 later."""
+    return now - delta * beta * math.log(1.0 - rand) >= expires_at
+
+
+class SingleFlight:
+    """At most one run per key at a time; concurrent callers share its outcome."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._inflight
+
+    async def run(
+        self,
+        key: Hashable,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        on_wait: Callable[[], None] | None = None,
+    ) -> T:
+        """``await fn()`` unless a run for ``key`` is in flight: then share its outcome
+        (``on_wait()`` is called when this caller waits instead of running)."""
+        while True:
+            pending = self._inflight.get(key)
+            if pending is None:
+                return await self._lead(key, fn, self._claim(key))
+            if on_wait is not None:
+                on_wait()
+            try:
+                return cast(T, await asyncio.shield(pending))
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled ourselves
+                # The leader was cancelled: one of the waiters leads instead.
+
+    def spawn(self, key: Hashable, fn: Callable[[], Awaitable[Any]]) -> bool:
+        """Run ``fn`` for ``key`` in the background unless a run is in flight; True if started."""
+        if key in self._inflight:
+            return False
+        # Claim the key now, not when the task first runs, so that the next caller sees it.
+        claim = self._claim(key)
+        task = asyncio.ensure_future(self._lead(key, fn, claim))
+        self._background.add(task)
+        task.add_done_callback(lambda t: self._finished(key, claim, t))
+        return True
+
+    async def aclose(self) -> None:
+        """Cancel the background runs and wait for them to end."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _claim(self, key: Hashable) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        return future
+
+    async def _lead(
+        self, key: Hashable, fn: Callable[[], Awaitable[T]], future: asyncio.Future[Any]
+    ) -> T:
+        try:
+            value = await fn()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+    def _finished(self, key: Hashable, claim: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not claim.done():  # cancelled before it ever ran: release the key
+            claim.cancel()
+            if self._inflight.get(key) is claim:
+                del self._inflight[key]
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("cache: background load of %r failed: %r", key, task.exception())
