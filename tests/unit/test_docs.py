@@ -16,6 +16,13 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("code", BLOCKS)
-def test_doc_block_runs(code: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doc_block_runs(
+    code: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if "TAILGUARD_REDIS_URL" in code:  # the example talks to Redis: give it the test server
+        monkeypatch.setenv("TAILGUARD_REDIS_URL", request.getfixturevalue("redis_url"))
     exec(compile(code, "<doc>", "exec"), {"__name__": "doc"})
     assert capsys.readouterr().out.strip(), "every example prints what it shows"
