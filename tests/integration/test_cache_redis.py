@@ -135,3 +135,22 @@ async def test_redis_killed_mid_run_then_back_without_a_restart(
         assert rec.of(CircuitStateChanged)[-1].new == "closed"
     finally:
         await client.aclose()
+
+
+async def test_a_value_too_large_is_the_callers_error_and_leaves_redis_in_use(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    from tailguard.errors import ValueTooLarge
+
+    cache = TieredCache([MemoryTier(), RedisTier(redis_client, max_value_bytes=1000)])
+    with pytest.raises(ValueTooLarge, match="over the limit of 1000"):
+        await cache.set(f"{redis_prefix}big", "x" * 5000, ttl=60)
+    assert await redis_client.exists(f"{redis_prefix}big") == 0
+    await cache.set(f"{redis_prefix}ok", 1, ttl=60)  # the tier's breaker did not open
+    assert await redis_client.exists(f"{redis_prefix}ok") == 1
+
+    async def load_big() -> str:
+        return "y" * 5000
+
+    # from a loader, the value is still returned (only caching it failed)
+    assert await cache.get_or_load(f"{redis_prefix}big2", load_big, ttl=60) == "y" * 5000

@@ -40,7 +40,7 @@ def _matches(if_none_match: bytes, etag: bytes) -> bool:
     if if_none_match.strip() == b"*":
         return True
     tags = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
-    return etag in tags
+    return etag.removeprefix(b"W/") in tags
 
 
 class HttpCaching:
@@ -80,6 +80,7 @@ class HttpCaching:
         if stale_if_error is not None:
             parts.append(f"stale-if-error={stale_if_error}")
         self.cache_control = ", ".join(parts).encode()
+        self.private_control = f"private, max-age={max_age}".encode()
         self.etag = etag
         self.surrogate_keys = surrogate_keys
         self.max_etag_bytes = max_etag_bytes
@@ -116,7 +117,9 @@ class HttpCaching:
             chunks.append(body)
             size += len(body)
             more = message.get("more_body", False)
-            if size > self.max_etag_bytes:  # too big to hash: stream it on as it comes
+            # A streamed response (more to come in the first message) or one too big to hash
+            # goes on as it comes: never hold an event stream back to compute an ETag.
+            if (more and len(chunks) == 1) or size > self.max_etag_bytes:
                 passthrough = True
                 await send(start)
                 await send(
@@ -133,7 +136,12 @@ class HttpCaching:
         headers = list(start.get("headers", ()))
         names = {k.lower() for k, _ in headers}
         if b"cache-control" not in names:
-            headers.append((b"cache-control", self.cache_control))
+            personal = b"set-cookie" in names or any(
+                k == b"authorization" for k, _ in scope.get("headers", ())
+            )  # never let a shared cache (a CDN) keep what belongs to one user
+            headers.append(
+                (b"cache-control", self.private_control if personal else self.cache_control)
+            )
         if self.surrogate_keys is not None and b"surrogate-key" not in names:
             tags = " ".join(self.surrogate_keys(scope))
             if tags:

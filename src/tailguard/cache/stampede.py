@@ -59,9 +59,10 @@ class SingleFlight:
             try:
                 return cast(T, await asyncio.shield(pending))
             except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # we were cancelled ourselves
-                # The leader was cancelled: one of the waiters leads instead.
+                me = asyncio.current_task()
+                if not pending.cancelled() or (me is not None and me.cancelling()):
+                    raise  # we were cancelled ourselves (perhaps with the leader)
+                # Only the leader was cancelled: one of the waiters leads instead.
 
     def spawn(self, key: Hashable, fn: Callable[[], Awaitable[Any]]) -> bool:
         """Run ``fn`` for ``key`` in the background unless a run is in flight; True if started."""

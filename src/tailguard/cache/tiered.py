@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import inspect
 import logging
 import random
 import time
@@ -29,7 +31,7 @@ from tailguard.cache.keys import CacheKey
 from tailguard.cache.stampede import SingleFlight, xfetch_due
 from tailguard.cache.tiers.base import Entry, Leasing, Tier
 from tailguard.cache.tiers.memory import MemoryTier
-from tailguard.errors import ConfigurationError, Rejected
+from tailguard.errors import CacheValueError, ConfigurationError, Rejected
 from tailguard.events import (
     CacheCoalesced,
     CacheError,
@@ -59,7 +61,11 @@ def _guard_for(
     hooks: HookRegistry,
 ) -> Pipeline:
     breaker = CircuitBreaker(
-        f"{cache}:{tier.name}", failure_threshold=failures, recovery_time=recovery, hooks=hooks
+        f"{cache}:{tier.name}",
+        failure_threshold=failures,
+        recovery_time=recovery,
+        ignore_on=CacheValueError,  # a value too large says nothing about the server's health
+        hooks=hooks,
     )
     if timeout is None:
         return Pipeline(breaker)
@@ -172,12 +178,15 @@ class TieredCache:
     async def _on(
         self, tier: Tier, op: str, fn: Callable[..., Awaitable[T]], *args: Any
     ) -> T | None:
-        """Run one tier operation; a failure (or an open breaker) is reported, never raised."""
+        """Run one tier operation; a failure (or an open breaker) is reported, never raised,
+        except a value the cache refuses (``CacheValueError``): that is the caller's to see."""
         guard = self._guards.get(tier.name)
         try:
             if guard is None:
                 return await fn(*args)
             return cast(T, await guard.call(fn, *args))
+        except CacheValueError:
+            raise
         except Exception as exc:
             if self._hooks.active:
                 self._hooks.emit(CacheError(self.name, tier.name, op, type(exc).__name__))
@@ -212,18 +221,23 @@ class TieredCache:
         """Has nothing invalidated ``key`` since invalidation number ``seq``?"""
         return self._flushed_at <= seq and self._invalidated.get(key, -1) <= seq
 
+    def _changed(self, key: str) -> None:
+        """``key`` changes now: a read already in flight must not put what it read into L1."""
+        self._seq += 1
+        self._invalidated[key] = self._seq
+        if len(self._invalidated) > 10_000:  # only recent ones matter to reads in flight
+            del self._invalidated[next(iter(self._invalidated))]
+
     def _evict(self, key: str | None) -> None:
         """An invalidation from another instance: ``key``, or everything (None)."""
-        self._seq += 1
         if key is None:
+            self._seq += 1
             self._flushed_at = self._seq
             self._invalidated.clear()
             if self._l1 is not None:
                 self._l1.clear()
         else:
-            self._invalidated[key] = self._seq
-            if len(self._invalidated) > 10_000:  # only recent ones matter to reads in flight
-                del self._invalidated[next(iter(self._invalidated))]
+            self._changed(key)
             if self._l1 is not None:
                 self._l1.remove(key)
         if self._hooks.active and self._l1 is not None:
@@ -256,6 +270,7 @@ class TieredCache:
         await self.aclose()
 
     async def _write(self, key: str, entry: Entry) -> None:
+        self._changed(key)
         # Lower tiers first, so that L1 never holds what the shared tiers do not.
         remote = [self._on(t, "set", t.set, key, entry) for t in self._lower]
         if remote:
@@ -336,6 +351,7 @@ class TieredCache:
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` in every tier."""
+        self._changed(key)
         if self._l1 is not None:
             self._l1.remove(key)
         remote = [self._on(t, "delete", t.delete, key) for t in self._lower]
@@ -362,7 +378,14 @@ class TieredCache:
         """
         now = self._now()
         l1 = self._l1
-        entry = None if l1 is None else l1.peek(key, now)
+        entry = None
+        if l1 is not None:
+            entry = l1.lookup(key, now)  # a fresh hit, counted for eviction
+            if entry is not None:
+                if self._hooks.active:
+                    self._hooks.emit(CacheHit(self.name, l1.name, key))
+            else:
+                entry = l1.peek(key, now)  # perhaps a stale one, for stale-while-revalidate
         if entry is None:
             entry = await self._entry_below(key, now)
         if entry is None:
@@ -402,7 +425,12 @@ class TieredCache:
         keep = negative_ttl if negative_ttl is not None else self.negative_ttl
         if value is not None or keep is not None:
             life = ttl if value is not None else cast(float, keep)
-            await self._write(key, self._entry(value, life, self._now(), seconds))
+            try:
+                await self._write(key, self._entry(value, life, self._now(), seconds))
+            except CacheValueError as exc:  # the load worked; only caching it did not
+                if self._hooks.active:
+                    self._hooks.emit(CacheError(self.name, "*", "set", type(exc).__name__))
+                _log.warning("cache %r: not caching %r: %s", self.name, key, exc)
         return value
 
     async def _lease_or_load(self, key: str, loader: Callable[[], Awaitable[T]]) -> T:
@@ -446,22 +474,29 @@ class TieredCache:
     ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
         """Decorate an ``async def`` to read through this cache for ``ttl`` seconds.
 
-        ``key(*args, **kwargs)`` builds the key; by default it is ``namespace`` (default
-        ``CacheKey("fn")``) + the function's qualified name + the arguments.
+        ``key(*args, **kwargs)`` builds the key. By default it is ``namespace`` (default
+        ``CacheKey("fn")``) + the function's module and qualified name + the arguments bound to
+        their parameter names, each as its ``repr`` (so ``f(1)``, ``f("1")`` and ``f(x=1)``
+        are told apart; give arguments a stable ``repr``), hashed when long.
         """
 
         def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
             space = namespace if namespace is not None else CacheKey("fn")
             make_key = key
+            signature = inspect.signature(fn)
+            where = f"{fn.__module__}.{fn.__qualname__}"
 
             @functools.wraps(fn)
             async def read_through(*args: P.args, **kwargs: P.kwargs) -> T:
                 if make_key is not None:
                     k = make_key(*args, **kwargs)
                 else:
-                    k = space.build(
-                        fn.__qualname__, *args, *(f"{n}={v}" for n, v in sorted(kwargs.items()))
-                    )
+                    bound = signature.bind(*args, **kwargs)
+                    bound.apply_defaults()
+                    text = ",".join(f"{n}={v!r}" for n, v in bound.arguments.items())
+                    if len(text) > 200:
+                        text = "#" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+                    k = space.build(where, text)
                 return await self.get_or_load(
                     k, lambda: fn(*args, **kwargs), ttl, negative_ttl=negative_ttl
                 )

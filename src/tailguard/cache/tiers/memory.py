@@ -95,9 +95,13 @@ class MemoryTier:
         self._main: deque[_Node] = deque()
         self._ghost: OrderedDict[str, None] = OrderedDict()
         self._small_count = 0
+        self._small_bytes = 0
         self._bytes = 0
         self._dead = 0  # unlinked nodes still sitting in a queue
+        # The small (probation) queue gets 10 % of the room, by count and by bytes, whichever
+        # binds: with only a count target, a byte-bound tier would evict from main alone.
         self._small_target = max(1, max_entries // 10)
+        self._small_bytes_target = max(1, max_bytes // 10)
 
     # -- sync core (the TieredCache fast path calls these directly) ---------------------------
 
@@ -136,6 +140,8 @@ class MemoryTier:
             node.delta, node.negative = entry.delta, entry.negative
             node.stale_until = entry.stale_until
             self._bytes += size - node.size
+            if not node.in_main:
+                self._small_bytes += size - node.size
             node.size = size
         else:
             node = _Node(key, entry, size)
@@ -145,6 +151,7 @@ class MemoryTier:
             else:
                 self._small.appendleft(node)
                 self._small_count += 1
+                self._small_bytes += size
             self._data[key] = node
             self._bytes += size
         while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
@@ -165,6 +172,7 @@ class MemoryTier:
         self._main.clear()
         self._ghost.clear()
         self._small_count = 0
+        self._small_bytes = 0
         self._bytes = 0
         self._dead = 0
 
@@ -185,10 +193,12 @@ class MemoryTier:
         # Lazy: the node stays in its queue, dead, until eviction reaches it, or until the dead
         # outnumber the living and the queues are compacted (so deletes cannot leak memory).
         node.live = False
+        node.value = None  # the queue may keep the node a while: not its value
         del self._data[node.key]
         self._bytes -= node.size
         if not node.in_main:
             self._small_count -= 1
+            self._small_bytes -= node.size
         self._dead += 1
         if self._dead > 1024 and self._dead > len(self._data):
             self._small = deque(n for n in self._small if n.live)
@@ -198,11 +208,16 @@ class MemoryTier:
     def _drop(self, node: _Node) -> None:
         """Evict a node just popped from its queue."""
         node.live = False
+        node.value = None
         del self._data[node.key]
         self._bytes -= node.size
 
     def _evict(self) -> None:
-        if self._small_count >= self._small_target or not self._main:
+        if (
+            self._small_count >= self._small_target
+            or self._small_bytes >= self._small_bytes_target
+            or not self._main
+        ):
             self._evict_small()
         else:
             self._evict_main()
@@ -214,6 +229,7 @@ class MemoryTier:
                 self._dead -= 1
                 continue
             self._small_count -= 1
+            self._small_bytes -= node.size
             if node.freq > 0:  # hit while on probation: promote to main
                 node.freq = 0
                 node.in_main = True
