@@ -9,6 +9,7 @@
      |   +- RateLimitExceeded    a rate limit said no
      +- DeadlineExceeded         a ``Timeout`` ran out (also a builtin ``TimeoutError``)
      +- BackendUnavailable       a Redis / database / broker error, raised ``from`` the original
+     |   +- BackendSaturated     the client ran out of connections; the server may be fine
      +- ConfigurationError       a setting had a wrong value (also a ``ValueError``)
      +- CacheValueError          a key or value the cache cannot take (also a ``ValueError``)
          +- KeyTooLong           a cache key longer than its limit (bytes)
@@ -22,6 +23,7 @@ the original error as ``__cause__``.
 from __future__ import annotations
 
 __all__ = [
+    "BackendSaturated",
     "BackendUnavailable",
     "BulkheadFullError",
     "CacheValueError",
@@ -108,6 +110,11 @@ class BackendUnavailable(TailguardError):
     def __init__(self, backend: str, detail: str = "") -> None:
         super().__init__(f"{backend} unavailable" + (f": {detail}" if detail else ""))
         self.backend = backend
+
+
+class BackendSaturated(BackendUnavailable):
+    """The client's connection pool to ``backend`` was exhausted: a sign of our own load, not
+    of the server's health (circuit breakers should not count it)."""
 
 
 class ConfigurationError(TailguardError, ValueError):

@@ -154,3 +154,20 @@ async def test_a_value_too_large_is_the_callers_error_and_leaves_redis_in_use(
 
     # from a loader, the value is still returned (only caching it failed)
     assert await cache.get_or_load(f"{redis_prefix}big2", load_big, ttl=60) == "y" * 5000
+
+
+async def test_an_exhausted_connection_pool_does_not_open_the_breaker(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url, max_connections=2)
+    registry = HookRegistry()
+    rec = RecordingHook(registry)
+    cache = TieredCache([MemoryTier(), RedisTier(client)], hooks=registry)
+    try:
+        keys = [f"{redis_prefix}p{i}" for i in range(50)]
+        results = await asyncio.gather(*(cache.get(k) for k in keys))  # 50 reads, 2 connections
+        assert len(results) == 50
+        assert "BackendSaturated" in {e.error for e in rec.of(CacheError)}
+        assert not [e for e in rec.of(CircuitStateChanged) if e.new == "open"]
+    finally:
+        await client.aclose()

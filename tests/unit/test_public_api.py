@@ -68,6 +68,7 @@ def test_resilience_names() -> None:
 
 def test_errors_events_and_testing_names() -> None:
     assert sorted(tailguard.errors.__all__) == [
+        "BackendSaturated",
         "BackendUnavailable",
         "BulkheadFullError",
         "CacheValueError",

@@ -31,7 +31,7 @@ from tailguard.cache.keys import CacheKey
 from tailguard.cache.stampede import SingleFlight, xfetch_due
 from tailguard.cache.tiers.base import Entry, Leasing, Tier
 from tailguard.cache.tiers.memory import MemoryTier
-from tailguard.errors import CacheValueError, ConfigurationError, Rejected
+from tailguard.errors import BackendSaturated, CacheValueError, ConfigurationError, Rejected
 from tailguard.events import (
     CacheCoalesced,
     CacheError,
@@ -64,7 +64,8 @@ def _guard_for(
         f"{cache}:{tier.name}",
         failure_threshold=failures,
         recovery_time=recovery,
-        ignore_on=CacheValueError,  # a value too large says nothing about the server's health
+        # A value too large, or our own pool running dry, says nothing of the server's health.
+        ignore_on=(CacheValueError, BackendSaturated),
         hooks=hooks,
     )
     if timeout is None:
@@ -387,11 +388,11 @@ class TieredCache:
             else:
                 entry = l1.peek(key, now)  # perhaps a stale one, for stale-while-revalidate
         if entry is None:
-            entry = await self._entry_below(key, now)
-        if entry is None:
-            return await self._flight.run(
+            # One caller per key reads the shared tiers and, on a miss, loads: a thousand
+            # concurrent misses make one Redis read and one loader call, not a thousand.
+            entry = await self._flight.run(
                 key,
-                lambda: self._load(key, loader, ttl, negative_ttl),
+                lambda: self._fill(key, loader, ttl, negative_ttl, now),
                 on_wait=lambda: self._coalesced(key),
             )
         beta = self.early_refresh
@@ -407,9 +408,27 @@ class TieredCache:
         if self._hooks.active:
             self._hooks.emit(CacheCoalesced(self.name, key))
 
+    async def _fill(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float,
+        negative_ttl: float | None,
+        now: float,
+    ) -> Entry:
+        """An L1 miss: the shared tiers' entry (fresh or stale), else a load."""
+        entry = await self._entry_below(key, now)
+        if entry is not None:
+            return entry
+        return await self._load(key, loader, ttl, negative_ttl)
+
     async def _load(
-        self, key: str, loader: Callable[[], Awaitable[T]], ttl: float, negative_ttl: float | None
-    ) -> T:
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float,
+        negative_ttl: float | None,
+    ) -> Entry:
         """Load ``key`` (under the lease, if any), store it, report it."""
         started = time.perf_counter()
         try:
@@ -423,15 +442,16 @@ class TieredCache:
         if self._hooks.active:
             self._hooks.emit(CacheLoad(self.name, key, seconds))
         keep = negative_ttl if negative_ttl is not None else self.negative_ttl
+        life = ttl if value is not None or keep is None else keep
+        entry = self._entry(value, life, self._now(), seconds)
         if value is not None or keep is not None:
-            life = ttl if value is not None else cast(float, keep)
             try:
-                await self._write(key, self._entry(value, life, self._now(), seconds))
+                await self._write(key, entry)
             except CacheValueError as exc:  # the load worked; only caching it did not
                 if self._hooks.active:
                     self._hooks.emit(CacheError(self.name, "*", "set", type(exc).__name__))
                 _log.warning("cache %r: not caching %r: %s", self.name, key, exc)
-        return value
+        return entry
 
     async def _lease_or_load(self, key: str, loader: Callable[[], Awaitable[T]]) -> T:
         """Call ``loader``, unless another instance holds the lease on ``key`` and its value

@@ -198,3 +198,53 @@ async def test_responses_that_set_cookies_are_private() -> None:
         assert r.headers["cache-control"] == "private, max-age=60"
         r = await c.get("/", headers={"authorization": "Bearer t"})
         assert r.headers["cache-control"] == "private, max-age=60"
+
+
+class CountingLower(SlowLower):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.reads = 0
+
+    async def get(self, key: str) -> Entry | None:
+        self.reads += 1
+        return await super().get(key)
+
+
+async def test_concurrent_misses_make_one_shared_tier_read_and_one_load() -> None:
+    # Found by bench/cache.py: replies from Redis arriving after the load had finished made
+    # late callers load again, and a thousand concurrent reads exhausted the client's pool.
+    clock = Clock()
+    l1, l2 = MemoryTier(clock=clock), CountingLower(clock)
+    cache = TieredCache([l1, l2], clock=clock, jitter=0)
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        return "v"
+
+    tasks = [asyncio.create_task(cache.get_or_load("k", load, ttl=60)) for _ in range(200)]
+    await asyncio.sleep(0)
+    l2.gate.set()
+    assert await asyncio.gather(*tasks) == ["v"] * 200
+    assert (l2.reads, loads) == (1, 1)
+
+
+@pytest.mark.slow
+def test_the_byte_bound_holds_for_what_python_really_allocates() -> None:
+    # Found by bench/cache.py: the ghost FIFO kept up to max_entries evicted keys outside the
+    # byte bound. Now it holds hashes, as many as there are live entries, and is counted.
+    import tracemalloc
+
+    bound = 8 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        tier = MemoryTier(max_entries=1_000_000, max_bytes=bound)
+        for i in range(60_000):
+            tier.store(f"user:{i}", Entry({"id": i, "name": f"user-{i}"}, 1e12))
+        traced, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tier.bytes <= bound
+    assert len(tier._ghost) <= len(tier)
+    assert traced <= bound

@@ -25,20 +25,21 @@ from tailguard.errors import ConfigurationError
 __all__ = ["MemoryTier", "approx_size"]
 
 _OVERHEAD = 360  # bytes per entry beyond key and value: node, dict slot (with slack), queues
+_GHOST_COST = 150  # bytes per remembered evicted key (a hash in an OrderedDict)
+_SCALARS = (str, bytes, bytearray, int, float, bool, type(None))
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 def approx_size(value: Any, _depth: int = 0) -> int:
     """A generous estimate of the bytes ``value`` holds (containers walked 4 levels deep)."""
     size = sys.getsizeof(value)
-    if _depth >= 4:
-        return size
-    if isinstance(value, str | bytes | bytearray | int | float | bool) or value is None:
+    if _depth >= 4 or isinstance(value, _SCALARS):
         return size
     if isinstance(value, dict):
         return size + sum(
             approx_size(k, _depth + 1) + approx_size(v, _depth + 1) for k, v in value.items()
         )
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, _SEQUENCES):
         return size + sum(approx_size(v, _depth + 1) for v in value)
     attrs = getattr(value, "__dict__", None)
     if attrs is not None:
@@ -93,7 +94,9 @@ class MemoryTier:
         self._data: dict[str, _Node] = {}
         self._small: deque[_Node] = deque()
         self._main: deque[_Node] = deque()
-        self._ghost: OrderedDict[str, None] = OrderedDict()
+        # Hashes of keys evicted from probation, as many as there are live entries (their cost
+        # is counted in the byte bound): a key seen again soon goes straight to main.
+        self._ghost: OrderedDict[int, None] = OrderedDict()
         self._small_count = 0
         self._small_bytes = 0
         self._bytes = 0
@@ -145,7 +148,7 @@ class MemoryTier:
             node.size = size
         else:
             node = _Node(key, entry, size)
-            if self._ghost.pop(key, 0) is None:  # evicted recently: straight to main
+            if self._ghost and self._forget_ghost(hash(key)):  # evicted recently: to main
                 node.in_main = True
                 self._main.appendleft(node)
             else:
@@ -154,7 +157,7 @@ class MemoryTier:
                 self._small_bytes += size
             self._data[key] = node
             self._bytes += size
-        while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+        while (len(self._data) > self.max_entries or self._bytes > self.max_bytes) and self._data:
             self._evict()
 
     def remove(self, key: str) -> bool:
@@ -184,10 +187,16 @@ class MemoryTier:
 
     @property
     def bytes(self) -> int:
-        """The approximate bytes held now."""
+        """The approximate bytes held now (entries and the ghost FIFO's remembered keys)."""
         return self._bytes
 
     # -- S3-FIFO -------------------------------------------------------------------------------
+
+    def _forget_ghost(self, h: int) -> bool:
+        if self._ghost.pop(h, 0) is None:
+            self._bytes -= _GHOST_COST
+            return True
+        return False
 
     def _unlink(self, node: _Node) -> None:
         # Lazy: the node stays in its queue, dead, until eviction reaches it, or until the dead
@@ -236,9 +245,11 @@ class MemoryTier:
                 self._main.appendleft(node)
             else:
                 self._drop(node)
-                self._ghost[node.key] = None
-                if len(self._ghost) > self.max_entries:
+                self._ghost[hash(node.key)] = None
+                self._bytes += _GHOST_COST
+                while len(self._ghost) > max(1, len(self._data)):
                     self._ghost.popitem(last=False)
+                    self._bytes -= _GHOST_COST
             return
         self._evict_main()
 

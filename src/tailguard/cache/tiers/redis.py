@@ -22,7 +22,7 @@ from typing import Any
 
 from tailguard.cache.codec import Codec, MsgpackCodec
 from tailguard.cache.tiers.base import Entry
-from tailguard.errors import BackendUnavailable, ValueTooLarge
+from tailguard.errors import BackendSaturated, BackendUnavailable, ValueTooLarge
 
 __all__ = ["RedisTier"]
 
@@ -87,7 +87,8 @@ class RedisTier:
         return Entry(value, expires_at, delta, bool(flags & _NEGATIVE), stale_until)
 
     def _fail(self, exc: Exception) -> BackendUnavailable:
-        return BackendUnavailable(self.name, f"{type(exc).__name__}: {exc}")
+        kind = BackendSaturated if type(exc).__name__ == "MaxConnectionsError" else None
+        return (kind or BackendUnavailable)(self.name, f"{type(exc).__name__}: {exc}")
 
     async def get(self, key: str) -> Entry | None:
         try:
