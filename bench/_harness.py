@@ -230,7 +230,7 @@ class Target:
 
     description: str
     value: float
-    op: Literal["<", "<=", ">="]
+    op: Literal["<", "<=", ">=", "=="]
     threshold: float
     note: str = ""
 
@@ -240,6 +240,8 @@ class Target:
             return self.value < self.threshold
         if self.op == "<=":
             return self.value <= self.threshold
+        if self.op == "==":
+            return self.value == self.threshold
         return self.value >= self.threshold
 
     def line(self) -> str:
