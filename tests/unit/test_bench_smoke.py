@@ -15,3 +15,17 @@ def test_resilience_benchmark_runs_every_case(capsys: pytest.CaptureFixture[str]
     for name in ("baseline", "pipeline", "tenacity", "aiobreaker", "semaphore", "asyncio_timeout"):
         assert cases[name]["median_ns"] > 0, name
     assert len(results["targets"]) == 5
+
+
+@pytest.mark.slow
+def test_cache_benchmark_runs_every_section(
+    capsys: pytest.CaptureFixture[str], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import cache
+
+    monkeypatch.setenv("TAILGUARD_REDIS_URL", redis_url)
+    results = cache.main(["--quick"])
+    out = capsys.readouterr().out
+    for section in ("L1 hit", "Stampede", "Invalidation", "Memory", "Hit ratio"):
+        assert section in out, section
+    assert results["targets"], "targets were computed"
