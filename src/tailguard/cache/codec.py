@@ -25,56 +25,46 @@ class Codec(Protocol):
     def decode(self, data: bytes, type: Any = None) -> Any: ...
 
 
-class MsgpackCodec:
+class _MsgspecCodec:
+    """A msgspec format (``msgspec.msgpack`` or ``msgspec.json``), with one decoder per type."""
+
+    _format = "msgpack"
+
+    def __init__(self) -> None:
+        import importlib
+
+        self._module: Any = importlib.import_module(f"msgspec.{self._format}")
+        self._encoder = self._module.Encoder()
+        self._decoders: dict[Any, Any] = {}
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            data: bytes = self._encoder.encode(value)
+        except TypeError as exc:
+            kind = type(value).__name__
+            raise CacheValueError(f"cannot encode {kind} as {self._format}: {exc}") from exc
+        return data
+
+    def decode(self, data: bytes, type: Any = None) -> Any:
+        decoder = self._decoders.get(type)
+        if decoder is None:
+            decoder = self._decoders[type] = (
+                self._module.Decoder() if type is None else self._module.Decoder(type)
+            )
+        return decoder.decode(data)
+
+
+class MsgpackCodec(_MsgspecCodec):
     """MessagePack through msgspec: compact and fast; decodes into ``type`` when given
     (dataclasses, msgspec Structs, TypedDicts, ...)."""
 
-    def __init__(self) -> None:
-        import msgspec
-
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder()
-        self._typed: dict[Any, Any] = {}
-        self._msgspec = msgspec
-
-    def encode(self, value: Any) -> bytes:
-        try:
-            return self._encoder.encode(value)
-        except TypeError as exc:
-            raise CacheValueError(
-                f"cannot encode {type(value).__name__} as msgpack: {exc}"
-            ) from exc
-
-    def decode(self, data: bytes, type: Any = None) -> Any:
-        if type is None:
-            return self._decoder.decode(data)
-        decoder = self._typed.get(type)
-        if decoder is None:
-            decoder = self._typed[type] = self._msgspec.msgpack.Decoder(type)
-        return decoder.decode(data)
+    _format = "msgpack"
 
 
-class JsonCodec:
+class JsonCodec(_MsgspecCodec):
     """JSON through msgspec: readable in ``redis-cli``; decodes into ``type`` when given."""
 
-    def __init__(self) -> None:
-        import msgspec
-
-        self._encoder = msgspec.json.Encoder()
-        self._typed: dict[Any, Any] = {}
-        self._msgspec = msgspec
-
-    def encode(self, value: Any) -> bytes:
-        try:
-            return self._encoder.encode(value)
-        except TypeError as exc:
-            raise CacheValueError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
-
-    def decode(self, data: bytes, type: Any = None) -> Any:
-        decoder = self._typed.get(type)
-        if decoder is None:
-            decoder = self._typed[type] = self._msgspec.json.Decoder(type or Any)
-        return decoder.decode(data)
+    _format = "json"
 
 
 class SignedPickleCodec:
