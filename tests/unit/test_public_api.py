@@ -118,7 +118,8 @@ def test_every_exported_name_exists() -> None:
 def test_import_tailguard_stays_light() -> None:
     heavy = ["redis", "sqlalchemy", "opentelemetry", "prometheus_client", "httpx", "pydantic"]
     code = (
-        "import sys, tailguard, tailguard.resilience, tailguard.testing, tailguard.cache;"
+        "import sys, tailguard, tailguard.resilience, tailguard.testing, tailguard.cache,"
+        " tailguard.ratelimit;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -146,3 +147,21 @@ def test_cache_names() -> None:
     ]
     for name in tailguard.cache.__all__:
         assert getattr(tailguard.cache, name) is not None
+
+
+def test_ratelimit_names() -> None:
+    import tailguard.ratelimit
+
+    assert sorted(tailguard.ratelimit.__all__) == [
+        "Algorithm",
+        "Decision",
+        "FixedWindow",
+        "GCRA",
+        "MemoryStorage",
+        "Rate",
+        "RedisStorage",
+        "SlidingLog",
+        "SlidingWindowCounter",
+        "Storage",
+        "parse_rates",
+    ]

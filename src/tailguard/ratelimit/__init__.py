@@ -1,0 +1,38 @@
+"""Rate limiting: exact or O(1) algorithms over memory, Redis and Redis Cluster.
+
+::
+
+    from tailguard.ratelimit import GCRA, RedisStorage, SlidingLog
+
+    limiter = GCRA("100/minute; burst=20", storage=RedisStorage(redis_client))
+    decision = await limiter.check(f"user:{user_id}")   # Decision(allowed=..., retry_after=...)
+    exact = SlidingLog("1000/minute", storage=RedisStorage(redis_client))
+
+Algorithms are sans-IO rules (``algorithms.py``); storages apply them atomically, in process
+or as one Lua script per check in Redis.
+"""
+
+from tailguard.ratelimit.algorithms import (
+    GCRA,
+    Algorithm,
+    Decision,
+    FixedWindow,
+    SlidingLog,
+    SlidingWindowCounter,
+)
+from tailguard.ratelimit.rate import Rate, parse_rates
+from tailguard.ratelimit.storage import MemoryStorage, RedisStorage, Storage
+
+__all__ = [
+    "GCRA",
+    "Algorithm",
+    "Decision",
+    "FixedWindow",
+    "MemoryStorage",
+    "Rate",
+    "RedisStorage",
+    "SlidingLog",
+    "SlidingWindowCounter",
+    "Storage",
+    "parse_rates",
+]

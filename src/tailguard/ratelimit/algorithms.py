@@ -1,0 +1,238 @@
+"""Rate-limit algorithms: sans-IO rules, run by a storage (in memory, or as Lua in Redis).
+
+Each algorithm is a pure ``step(state, rate, now, cost) -> Outcome`` for one limit; a storage
+keeps the state per key and limit, and applies a check atomically across all the limits of a
+key: the request is admitted only if every limit admits it, and only then is it recorded. A
+rejected request leaves no trace. The Lua scripts in ``lua/`` implement the same steps, and a
+property test holds the two to the same decisions.
+
+* :class:`FixedWindow`: a counter per window. O(1), allows 2x the limit across a boundary.
+* :class:`SlidingLog`: exact. One timestamp per admitted request over the window.
+* :class:`SlidingWindowCounter`: two counters weighted by the window's progress. O(1),
+  approximate (assumes the previous window's requests were spread evenly).
+* :class:`GCRA`: the generic cell rate algorithm: token-bucket semantics with a single
+  timestamp per key; ``burst`` is how many may arrive at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tailguard.errors import ConfigurationError, RateLimitExceeded
+from tailguard.ratelimit.rate import Rate, parse_rates
+
+if TYPE_CHECKING:
+    from tailguard.ratelimit.storage.base import Storage
+
+__all__ = [
+    "GCRA",
+    "Algorithm",
+    "Decision",
+    "FixedWindow",
+    "Outcome",
+    "SlidingLog",
+    "SlidingWindowCounter",
+    "combine",
+]
+
+_EPS = 1e-9  # seconds: float slack in comparisons, the same in the Lua scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to one check. Times are seconds; ``retry_after`` is 0 when allowed.
+
+    ``limit`` and ``remaining`` describe the tightest limit (for the RateLimit headers);
+    ``reset_after`` is when that limit's quota is fully back.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One limit's verdict, and the state to keep if the request is admitted (for ``ttl``
+    seconds)."""
+
+    allowed: bool
+    state: Any
+    remaining: int
+    reset_after: float
+    retry_after: float
+    ttl: float
+
+
+def combine(rates: Sequence[Rate], outcomes: Sequence[Outcome]) -> Decision:
+    """One decision from the outcomes of all the limits of a key."""
+    allowed = all(o.allowed for o in outcomes)
+    if allowed:
+        i = min(range(len(outcomes)), key=lambda j: outcomes[j].remaining)
+        reset = max(o.reset_after for o in outcomes)
+        return Decision(True, rates[i].limit, outcomes[i].remaining, reset, 0.0)
+    i = max(
+        (j for j, o in enumerate(outcomes) if not o.allowed),
+        key=lambda j: outcomes[j].retry_after,
+    )
+    o = outcomes[i]
+    return Decision(False, rates[i].limit, o.remaining, o.reset_after, o.retry_after)
+
+
+class Algorithm:
+    """A limit (or several) under one algorithm, checked against a storage.
+
+    ``await limiter.check(key)`` returns a :class:`Decision`; ``await limiter.acquire(key)``
+    raises :class:`~tailguard.errors.RateLimitExceeded` with ``retry_after`` when refused.
+    ``storage`` defaults to a fresh ``MemoryStorage``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        rate: str | Rate | list[Rate],
+        *,
+        storage: Storage | None = None,
+        prefix: str = "tailguard:rl",
+    ) -> None:
+        from tailguard.ratelimit.storage.memory import MemoryStorage
+
+        self.rates: list[Rate] = parse_rates(rate)
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError("prefix", prefix, "non-empty text without braces")
+        self.prefix = prefix
+        self.description = ", ".join(map(str, self.rates))
+
+    async def check(self, key: str, cost: int = 1, *, now: float | None = None) -> Decision:
+        """Admit ``cost`` requests for ``key`` if every limit allows; record them only then.
+
+        ``now`` (seconds) is for tests: in production the storage's clock decides (Redis
+        reads the server's ``TIME``).
+        """
+        if cost < 1:
+            raise ConfigurationError("cost", cost, "an int >= 1")
+        return await self.storage.apply(self, key, cost, now)
+
+    async def acquire(self, key: str, cost: int = 1) -> Decision:
+        """Like ``check``, but raise ``RateLimitExceeded`` when refused."""
+        decision = await self.check(key, cost)
+        if not decision.allowed:
+            raise RateLimitExceeded(key, limit=self.description, retry_after=decision.retry_after)
+        return decision
+
+    def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        """The rule for one limit: the verdict and the state to keep if admitted."""
+        raise NotImplementedError
+
+    def record(self, state: Any, now: float, cost: int) -> Any:
+        """The state to keep once every limit admitted the request (the outcome's by
+        default; a log appends the request here, so that a refusal leaves no trace)."""
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r}, storage={self.storage!r})"
+
+
+class FixedWindow(Algorithm):
+    """At most ``limit`` requests per window of ``period`` seconds aligned on the clock."""
+
+    name = "fixed_window"
+
+    def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        window = math.floor(now / rate.period)
+        count = state[1] if state is not None and state[0] == window else 0
+        ends = (window + 1) * rate.period - now
+        if count + cost <= rate.limit:
+            count += cost
+            return Outcome(True, (window, count), rate.limit - count, ends, 0.0, ends)
+        return Outcome(False, state, max(0, rate.limit - count), ends, ends, ends)
+
+
+class SlidingLog(Algorithm):
+    """Exactly ``limit`` requests in any ``period`` seconds: a log of admitted timestamps.
+
+    Memory grows with the limit (one entry per admitted request in the window).
+    """
+
+    name = "sliding_log"
+
+    def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        log: deque[float] = state if state is not None else deque()
+        cutoff = now - rate.period
+        while log and log[0] <= cutoff + _EPS:  # expired entries may go at any time
+            log.popleft()
+        count = len(log)
+        if count + cost <= rate.limit:
+            reset = (log[0] if log else now) + rate.period - now
+            return Outcome(True, log, rate.limit - count - cost, reset, 0.0, rate.period)
+        reset = (log[0] + rate.period - now) if log else 0.0
+        if cost > rate.limit:
+            return Outcome(False, state, max(0, rate.limit - count), reset, rate.period, 0.0)
+        # The entry whose expiry makes room for ``cost`` more.
+        retry = log[count + cost - rate.limit - 1] + rate.period - now
+        return Outcome(False, state, max(0, rate.limit - count), reset, max(retry, 0.0), 0.0)
+
+    def record(self, state: Any, now: float, cost: int) -> Any:
+        state.extend([now] * cost)
+        return state
+
+
+class SlidingWindowCounter(Algorithm):
+    """About ``limit`` requests in any ``period`` seconds, from two counters: the previous
+    window's count, weighted by how much of it still overlaps, plus the current one's."""
+
+    name = "sliding_window_counter"
+
+    def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        period, limit = rate.period, rate.limit
+        window = math.floor(now / period)
+        current = previous = 0
+        if state is not None:
+            if state[0] == window:
+                current, previous = state[1], state[2]
+            elif state[0] == window - 1:
+                previous = state[1]
+        elapsed = now - window * period
+        estimate = previous * (1.0 - elapsed / period) + current
+        if estimate + cost <= limit + _EPS:
+            current += cost
+            remaining = max(0, math.floor(limit - estimate - cost + _EPS))
+            return Outcome(
+                True, (window, current, previous), remaining, period - elapsed, 0.0,
+                2 * period - elapsed,
+            )  # fmt: skip
+        if cost > limit:
+            retry = 2 * period - elapsed
+        elif current + cost <= limit:  # wait for the previous window to slide out enough
+            retry = period * (1.0 - (limit - current - cost) / previous) - elapsed
+        else:  # wait for the next window, then for this one to slide out enough
+            retry = (period - elapsed) + period * (1.0 - (limit - cost) / current)
+        remaining = max(0, math.floor(limit - estimate + _EPS))
+        return Outcome(False, state, remaining, period - elapsed, max(retry, 0.0), 0.0)
+
+
+class GCRA(Algorithm):
+    """Token-bucket semantics with one timestamp per key (the theoretical arrival time):
+    ``limit`` per ``period`` on average, ``burst`` (default ``limit``) at once."""
+
+    name = "gcra"
+
+    def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        interval = rate.interval
+        window = rate.capacity * interval  # how far ahead of now the TAT may run
+        tat = max(state if state is not None else now, now)
+        new_tat = tat + interval * cost
+        allow_at = new_tat - window
+        if now + _EPS >= allow_at:
+            remaining = max(0, math.floor((window - (new_tat - now)) / interval + _EPS))
+            return Outcome(True, new_tat, remaining, new_tat - now, 0.0, new_tat - now)
+        remaining = max(0, math.floor((window - (tat - now)) / interval + _EPS))
+        return Outcome(False, state, remaining, tat - now, allow_at - now, 0.0)

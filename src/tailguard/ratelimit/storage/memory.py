@@ -1,0 +1,56 @@
+"""``MemoryStorage``: rate-limit state in this process (the embedded default)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tailguard.ratelimit.algorithms import Decision, combine
+from tailguard.ratelimit.storage.base import state_keys
+
+if TYPE_CHECKING:
+    from tailguard.ratelimit.algorithms import Algorithm
+
+__all__ = ["MemoryStorage"]
+
+
+class MemoryStorage:
+    """A dict of ``storage key -> (expires_at, state)``; ``clock`` gives seconds."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, sweep_every: int = 10_000
+    ) -> None:
+        self._now = clock
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._ops = 0
+        self._sweep_every = sweep_every
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
+        return self.apply_now(algorithm, key, cost, self._now() if now is None else now)
+
+    def apply_now(self, algorithm: Algorithm, key: str, cost: int, now: float) -> Decision:
+        """The synchronous core of ``apply`` (one check, atomic by construction)."""
+        data = self._data
+        keys = state_keys(algorithm, key)
+        outcomes = []
+        for rate, k in zip(algorithm.rates, keys, strict=True):
+            record = data.get(k)
+            state = record[1] if record is not None and record[0] > now else None
+            outcomes.append(algorithm.step(state, rate, now, cost))
+        decision = combine(algorithm.rates, outcomes)
+        if decision.allowed:
+            for k, outcome in zip(keys, outcomes, strict=True):
+                data[k] = (now + outcome.ttl, algorithm.record(outcome.state, now, cost))
+        self._ops += 1
+        if self._ops >= self._sweep_every:
+            self._ops = 0
+            for k in [k for k, (expires, _) in data.items() if expires <= now]:
+                del data[k]
+        return decision
+
+    def __repr__(self) -> str:
+        return f"MemoryStorage(keys={len(self._data)})"

@@ -1,0 +1,65 @@
+"""``RedisStorage``: every check is one ``EVALSHA`` of a Lua script shipped in the package.
+
+The script reads the server's clock (``TIME``), never the client's, so a fleet agrees on time;
+it checks every limit of the key and records the request only if all admit it, atomically.
+Keys share a ``{hash tag}``, so a multi-limit check lands on one Redis Cluster slot. A server
+that lost its script cache (``NOSCRIPT``) gets the script again, transparently.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from tailguard.errors import BackendUnavailable
+from tailguard.ratelimit.algorithms import Decision, Outcome, combine
+from tailguard.ratelimit.storage.base import state_keys
+
+if TYPE_CHECKING:
+    from tailguard.ratelimit.algorithms import Algorithm
+
+__all__ = ["RedisStorage", "script_source"]
+
+
+def script_source(name: str) -> str:
+    """The Lua source run for algorithm ``name`` (the shared prologue + its rule)."""
+    lua = resources.files("tailguard.ratelimit") / "lua"
+    return (lua / "_head.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class RedisStorage:
+    """Rate-limit state in Redis or a Redis Cluster (a ``redis.asyncio`` client)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._scripts: dict[str, Any] = {}
+
+    def _script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(script_source(name))
+        return script
+
+    async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
+        args: list[Any] = ["" if now is None else repr(now), cost]
+        for rate in algorithm.rates:
+            args += [rate.limit, repr(rate.period), rate.capacity]
+        try:
+            reply = await self._script(algorithm.name)(keys=state_keys(algorithm, key), args=args)
+        except Exception as exc:
+            raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+        outcomes = [
+            Outcome(
+                bool(reply[i]),
+                None,
+                int(reply[i + 1]),
+                float(reply[i + 2]),
+                float(reply[i + 3]),
+                0.0,
+            )
+            for i in range(0, len(reply), 4)
+        ]
+        return combine(algorithm.rates, outcomes)
+
+    def __repr__(self) -> str:
+        return f"RedisStorage({type(self.client).__name__})"
