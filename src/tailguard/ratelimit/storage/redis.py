@@ -8,6 +8,8 @@ that lost its script cache (``NOSCRIPT``) gets the script again, transparently.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +30,22 @@ def script_source(name: str) -> str:
 
 
 class RedisStorage:
-    """Rate-limit state in Redis or a Redis Cluster (a ``redis.asyncio`` client)."""
+    """Rate-limit state in Redis or a Redis Cluster (a ``redis.asyncio`` client).
 
-    def __init__(self, client: Any) -> None:
+    ``local_reject`` (default on): a key refused by Redis is refused again in this process,
+    without a round trip, until its ``retry_after`` has passed (Envoy's local cache of
+    over-limit keys); at most ``local_keys`` keys are remembered. Clock: ``time.monotonic``.
+    """
+
+    def __init__(
+        self, client: Any, *, local_reject: bool = True, local_keys: int = 100_000
+    ) -> None:
         self.client = client
         self._scripts: dict[str, Any] = {}
+        self.local_reject = local_reject
+        self._local_keys = local_keys
+        # (algorithm, key, cost) -> (monotonic time until which it is refused, the refusal)
+        self._refused: dict[tuple[int, str, int], tuple[float, Decision]] = {}
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -41,6 +54,25 @@ class RedisStorage:
         return script
 
     async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
+        local = self.local_reject and now is None  # explicit times are for tests: no shortcut
+        if local and self._refused:
+            remembered = self._refused.get((id(algorithm), key, cost))
+            if remembered is not None:
+                left = remembered[0] - time.monotonic()
+                if left > 0:
+                    return replace(remembered[1], retry_after=left)
+                del self._refused[(id(algorithm), key, cost)]
+        decision = await self._apply(algorithm, key, cost, now)
+        if local and not decision.allowed and decision.retry_after > 0:
+            if len(self._refused) >= self._local_keys:
+                del self._refused[next(iter(self._refused))]
+            until = time.monotonic() + decision.retry_after
+            self._refused[(id(algorithm), key, cost)] = (until, decision)
+        return decision
+
+    async def _apply(
+        self, algorithm: Algorithm, key: str, cost: int, now: float | None
+    ) -> Decision:
         args: list[Any] = ["" if now is None else repr(now), cost]
         for rate in algorithm.rates:
             args += [rate.limit, repr(rate.period), rate.capacity]
