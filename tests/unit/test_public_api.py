@@ -159,9 +159,11 @@ def test_ratelimit_names() -> None:
         "GCRA",
         "MemoryStorage",
         "Rate",
+        "RateLimitMiddleware",
         "RedisStorage",
         "SlidingLog",
         "SlidingWindowCounter",
         "Storage",
+        "client_ip",
         "parse_rates",
     ]

@@ -20,6 +20,7 @@ from tailguard.ratelimit.algorithms import (
     SlidingLog,
     SlidingWindowCounter,
 )
+from tailguard.ratelimit.middleware import RateLimitMiddleware, client_ip
 from tailguard.ratelimit.rate import Rate, parse_rates
 from tailguard.ratelimit.storage import MemoryStorage, RedisStorage, Storage
 
@@ -30,9 +31,11 @@ __all__ = [
     "FixedWindow",
     "MemoryStorage",
     "Rate",
+    "RateLimitMiddleware",
     "RedisStorage",
     "SlidingLog",
     "SlidingWindowCounter",
     "Storage",
+    "client_ip",
     "parse_rates",
 ]
