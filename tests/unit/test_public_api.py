@@ -154,9 +154,11 @@ def test_ratelimit_names() -> None:
 
     assert sorted(tailguard.ratelimit.__all__) == [
         "Algorithm",
+        "ConcurrencyLimit",
         "Decision",
         "FixedWindow",
         "GCRA",
+        "Lease",
         "MemoryStorage",
         "Rate",
         "RateLimitMiddleware",

@@ -20,6 +20,7 @@ from tailguard.ratelimit.algorithms import (
     SlidingLog,
     SlidingWindowCounter,
 )
+from tailguard.ratelimit.concurrency import ConcurrencyLimit, Lease
 from tailguard.ratelimit.middleware import RateLimitMiddleware, client_ip
 from tailguard.ratelimit.rate import Rate, parse_rates
 from tailguard.ratelimit.storage import MemoryStorage, RedisStorage, Storage
@@ -27,8 +28,10 @@ from tailguard.ratelimit.storage import MemoryStorage, RedisStorage, Storage
 __all__ = [
     "GCRA",
     "Algorithm",
+    "ConcurrencyLimit",
     "Decision",
     "FixedWindow",
+    "Lease",
     "MemoryStorage",
     "Rate",
     "RateLimitMiddleware",

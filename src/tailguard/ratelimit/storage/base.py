@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from tailguard.ratelimit.algorithms import Algorithm, Decision
 
-__all__ = ["Storage", "state_keys"]
+__all__ = ["SlotStorage", "Storage", "state_keys"]
 
 
 @runtime_checkable
@@ -18,6 +18,17 @@ class Storage(Protocol):
     async def apply(
         self, algorithm: Algorithm, key: str, cost: int, now: float | None
     ) -> Decision: ...
+
+
+@runtime_checkable
+class SlotStorage(Protocol):
+    """Leases on a bounded number of slots per key (for ``ConcurrencyLimit``)."""
+
+    async def acquire_slot(
+        self, key: str, limit: int, lease: float, token: str, now: float | None
+    ) -> tuple[bool, int, float]: ...
+
+    async def release_slot(self, key: str, token: str) -> None: ...
 
 
 def state_keys(algorithm: Algorithm, key: str) -> list[str]:

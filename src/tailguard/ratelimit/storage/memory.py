@@ -52,5 +52,27 @@ class MemoryStorage:
                 del data[k]
         return decision
 
+    # -- concurrency leases ------------------------------------------------------------------
+
+    async def acquire_slot(
+        self, key: str, limit: int, lease: float, token: str, now: float | None
+    ) -> tuple[bool, int, float]:
+        """Take a lease on one of ``limit`` slots: (acquired, in flight, retry after seconds)."""
+        now = self._now() if now is None else now
+        record = self._data.get(key)
+        leases: dict[str, float] = record[1] if record is not None else {}
+        for t in [t for t, expires in leases.items() if expires <= now]:
+            del leases[t]
+        if len(leases) < limit:
+            leases[token] = now + lease
+            self._data[key] = (max(leases.values()), leases)
+            return True, len(leases), 0.0
+        return False, len(leases), max(0.0, min(leases.values()) - now)
+
+    async def release_slot(self, key: str, token: str) -> None:
+        record = self._data.get(key)
+        if record is not None:
+            record[1].pop(token, None)
+
     def __repr__(self) -> str:
         return f"MemoryStorage(keys={len(self._data)})"

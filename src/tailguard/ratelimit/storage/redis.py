@@ -93,5 +93,30 @@ class RedisStorage:
         ]
         return combine(algorithm.rates, outcomes)
 
+    # -- concurrency leases ------------------------------------------------------------------
+
+    async def acquire_slot(
+        self, key: str, limit: int, lease: float, token: str, now: float | None
+    ) -> tuple[bool, int, float]:
+        """Take a lease on one of ``limit`` slots: (acquired, in flight, retry after seconds)."""
+        script = self._scripts.get("concurrency_acquire")
+        if script is None:
+            lua = resources.files("tailguard.ratelimit") / "lua" / "concurrency_acquire.lua"
+            script = self._scripts["concurrency_acquire"] = self.client.register_script(
+                lua.read_text()
+            )
+        args = ["" if now is None else repr(now), limit, repr(lease), token]
+        try:
+            ok, in_flight, retry = await script(keys=[key], args=args)
+        except Exception as exc:
+            raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+        return bool(ok), int(in_flight), float(retry)
+
+    async def release_slot(self, key: str, token: str) -> None:
+        try:
+            await self.client.zrem(key, token)
+        except Exception as exc:
+            raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
     def __repr__(self) -> str:
         return f"RedisStorage({type(self.client).__name__})"
