@@ -9,6 +9,9 @@ hands it to :func:`measure`, and prints the result with :func:`render_table` and
   :data:`CHUNK` calls, as it would between requests in a server, so that timer handles asyncio
   cancels are purged instead of piling up in its heap;
 * ``n`` is calibrated per case so that one sample takes about ``sample_seconds``;
+* a case with ``tasks > 1`` (a :class:`Case` field; default 1) is timed as ``n`` calls shared
+  by that many coroutines gathered together (:func:`time_concurrent`), each looping as above,
+  and reports the wall time divided by ``n``: the inverse of its throughput;
 * cases are interleaved round-robin over ``reps`` repetitions (the starting case rotates each
   repetition), and we report the median and the minimum ns/call: the machine is shared and
   noisy, so a median over interleaved samples is fairer than one long run per case;
@@ -46,6 +49,7 @@ __all__ = [
     "ratio",
     "render_table",
     "time_calls",
+    "time_concurrent",
 ]
 
 Run = Callable[[], Awaitable[object]]
@@ -56,12 +60,14 @@ CHUNK = 1000  # calls between two passes of the event loop
 @dataclass(frozen=True, slots=True)
 class Case:
     """One thing to time: ``run()`` is awaited ``n`` times per sample. ``name`` is the key
-    results are filed under; ``label`` (default: the name) is what the table shows."""
+    results are filed under; ``label`` (default: the name) is what the table shows. With
+    ``tasks > 1`` the ``n`` calls are shared by that many concurrent coroutines."""
 
     name: str
     group: str
     run: Run
     label: str = ""
+    tasks: int = 1
 
     @property
     def title(self) -> str:
@@ -141,12 +147,25 @@ async def time_calls(run: Run, n: int) -> int:
     return clock() - start
 
 
-async def calibrate(run: Run, seconds: float) -> int:
+async def time_concurrent(run: Run, n: int, tasks: int) -> int:
+    """Nanoseconds taken by ``n`` calls of ``run`` shared by ``tasks`` gathered coroutines (as
+    even shares), each awaiting its calls back to back with a loop pass every CHUNK."""
+    if tasks <= 1:
+        return await time_calls(run, n)
+    share, extra = divmod(n, tasks)
+    shares = [share + (1 if i < extra else 0) for i in range(tasks)]
+    clock = time.perf_counter_ns
+    start = clock()
+    await asyncio.gather(*(time_calls(run, count) for count in shares if count))
+    return clock() - start
+
+
+async def calibrate(run: Run, seconds: float, tasks: int = 1) -> int:
     """How many calls of ``run`` take about ``seconds`` (this doubles as a warm-up)."""
     target = seconds * 1e9
     n = 1
     while True:
-        elapsed = await time_calls(run, n)
+        elapsed = await time_concurrent(run, n, tasks)
         if elapsed >= target / 5:
             return max(1, math.ceil(n * target / elapsed))
         n *= 10 if elapsed < target / 100 else 2
@@ -162,7 +181,7 @@ async def measure(
     """Time every case ``reps`` times, round-robin; return the stats by case name."""
     calls: dict[str, int] = {}
     for case in cases:
-        calls[case.name] = await calibrate(case.run, sample_seconds)
+        calls[case.name] = await calibrate(case.run, sample_seconds, case.tasks)
     samples: dict[str, list[float]] = {case.name: [] for case in cases}
     for rep in range(reps):
         shift = rep % len(cases)
@@ -170,7 +189,7 @@ async def measure(
             n = calls[case.name]
             gc.collect()
             await asyncio.sleep(0)
-            samples[case.name].append(await time_calls(case.run, n) / n)
+            samples[case.name].append(await time_concurrent(case.run, n, case.tasks) / n)
         if progress is not None:
             progress(f"repetition {rep + 1}/{reps} done")
     return {
