@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tailguard.errors import ConfigurationError, RateLimitExceeded
+from tailguard.ratelimit.decision import Decision, Outcome, combine
 from tailguard.ratelimit.rate import Rate, parse_rates
+from tailguard.ratelimit.storage.memory import MemoryStorage
 
 if TYPE_CHECKING:
     from tailguard.ratelimit.storage.base import Storage
@@ -42,49 +42,6 @@ __all__ = [
 _EPS = 1e-9  # seconds: float slack in comparisons, the same in the Lua scripts
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to one check. Times are seconds; ``retry_after`` is 0 when allowed.
-
-    ``limit`` and ``remaining`` describe the tightest limit (for the RateLimit headers);
-    ``reset_after`` is when that limit's quota is fully back.
-    """
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: float
-    retry_after: float
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One limit's verdict, and the state to keep if the request is admitted (for ``ttl``
-    seconds)."""
-
-    allowed: bool
-    state: Any
-    remaining: int
-    reset_after: float
-    retry_after: float
-    ttl: float
-
-
-def combine(rates: Sequence[Rate], outcomes: Sequence[Outcome]) -> Decision:
-    """One decision from the outcomes of all the limits of a key."""
-    allowed = all(o.allowed for o in outcomes)
-    if allowed:
-        i = min(range(len(outcomes)), key=lambda j: outcomes[j].remaining)
-        reset = max(o.reset_after for o in outcomes)
-        return Decision(True, rates[i].limit, outcomes[i].remaining, reset, 0.0)
-    i = max(
-        (j for j, o in enumerate(outcomes) if not o.allowed),
-        key=lambda j: outcomes[j].retry_after,
-    )
-    o = outcomes[i]
-    return Decision(False, rates[i].limit, o.remaining, o.reset_after, o.retry_after)
-
-
 class Algorithm:
     """A limit (or several) under one algorithm, checked against a storage.
 
@@ -94,22 +51,28 @@ class Algorithm:
     """
 
     name: ClassVar[str]
+    code: ClassVar[str]  # short, in key names: Redis keeps every key's name in memory
 
     def __init__(
         self,
         rate: str | Rate | list[Rate],
         *,
         storage: Storage | None = None,
-        prefix: str = "tailguard:rl",
+        prefix: str = "tg:rl",
     ) -> None:
-        from tailguard.ratelimit.storage.memory import MemoryStorage
-
         self.rates: list[Rate] = parse_rates(rate)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError("prefix", prefix, "non-empty text without braces")
         self.prefix = prefix
         self.description = ", ".join(map(str, self.rates))
+        # "{prefix}:{" + key + "}" + suffix: the key between braces is the hash tag.
+        self.key_head = f"{prefix}:{{"
+        self.key_tails = [
+            f"}}:{self.code}:{r.limit}/{r.period:g}" + ("" if r.burst is None else f"/{r.burst}")
+            for r in self.rates
+        ]
+        self._memory = None if not isinstance(self.storage, MemoryStorage) else self.storage
 
     async def check(self, key: str, cost: int = 1, *, now: float | None = None) -> Decision:
         """Admit ``cost`` requests for ``key`` if every limit allows; record them only then.
@@ -119,6 +82,9 @@ class Algorithm:
         """
         if cost < 1:
             raise ConfigurationError("cost", cost, "an int >= 1")
+        memory = self._memory
+        if memory is not None:  # no second coroutine for the in-process storage
+            return memory.apply_now(self, key, cost, memory.now() if now is None else now)
         return await self.storage.apply(self, key, cost, now)
 
     async def acquire(self, key: str, cost: int = 1) -> Decision:
@@ -145,6 +111,7 @@ class FixedWindow(Algorithm):
     """At most ``limit`` requests per window of ``period`` seconds aligned on the clock."""
 
     name = "fixed_window"
+    code = "fw"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
         window = math.floor(now / rate.period)
@@ -152,8 +119,8 @@ class FixedWindow(Algorithm):
         ends = (window + 1) * rate.period - now
         if count + cost <= rate.limit:
             count += cost
-            return Outcome(True, (window, count), rate.limit - count, ends, 0.0, ends)
-        return Outcome(False, state, max(0, rate.limit - count), ends, ends, ends)
+            return (True, (window, count), rate.limit - count, ends, 0.0, ends)
+        return (False, state, max(0, rate.limit - count), ends, ends, ends)
 
 
 class SlidingLog(Algorithm):
@@ -163,6 +130,7 @@ class SlidingLog(Algorithm):
     """
 
     name = "sliding_log"
+    code = "sl"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
         log: deque[float] = state if state is not None else deque()
@@ -172,13 +140,13 @@ class SlidingLog(Algorithm):
         count = len(log)
         if count + cost <= rate.limit:
             reset = (log[0] if log else now) + rate.period - now
-            return Outcome(True, log, rate.limit - count - cost, reset, 0.0, rate.period)
+            return (True, log, rate.limit - count - cost, reset, 0.0, rate.period)
         reset = (log[0] + rate.period - now) if log else 0.0
         if cost > rate.limit:
-            return Outcome(False, state, max(0, rate.limit - count), reset, rate.period, 0.0)
+            return (False, state, max(0, rate.limit - count), reset, rate.period, 0.0)
         # The entry whose expiry makes room for ``cost`` more.
         retry = log[count + cost - rate.limit - 1] + rate.period - now
-        return Outcome(False, state, max(0, rate.limit - count), reset, max(retry, 0.0), 0.0)
+        return (False, state, max(0, rate.limit - count), reset, max(retry, 0.0), 0.0)
 
     def record(self, state: Any, now: float, cost: int) -> Any:
         state.extend([now] * cost)
@@ -190,6 +158,7 @@ class SlidingWindowCounter(Algorithm):
     window's count, weighted by how much of it still overlaps, plus the current one's."""
 
     name = "sliding_window_counter"
+    code = "swc"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
         period, limit = rate.period, rate.limit
@@ -205,7 +174,7 @@ class SlidingWindowCounter(Algorithm):
         if estimate + cost <= limit + _EPS:
             current += cost
             remaining = max(0, math.floor(limit - estimate - cost + _EPS))
-            return Outcome(
+            return (
                 True, (window, current, previous), remaining, period - elapsed, 0.0,
                 2 * period - elapsed,
             )  # fmt: skip
@@ -216,7 +185,7 @@ class SlidingWindowCounter(Algorithm):
         else:  # wait for the next window, then for this one to slide out enough
             retry = (period - elapsed) + period * (1.0 - (limit - cost) / current)
         remaining = max(0, math.floor(limit - estimate + _EPS))
-        return Outcome(False, state, remaining, period - elapsed, max(retry, 0.0), 0.0)
+        return (False, state, remaining, period - elapsed, max(retry, 0.0), 0.0)
 
 
 class GCRA(Algorithm):
@@ -224,15 +193,19 @@ class GCRA(Algorithm):
     ``limit`` per ``period`` on average, ``burst`` (default ``limit``) at once."""
 
     name = "gcra"
+    code = "g"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
+        # The TAT is kept in whole microseconds: Redis then stores it as an integer (fewer
+        # bytes per key), and both storages round it the same way.
         interval = rate.interval
         window = rate.capacity * interval  # how far ahead of now the TAT may run
-        tat = max(state if state is not None else now, now)
+        tat = state / 1e6 if state is not None and state / 1e6 > now else now
         new_tat = tat + interval * cost
         allow_at = new_tat - window
         if now + _EPS >= allow_at:
             remaining = max(0, math.floor((window - (new_tat - now)) / interval + _EPS))
-            return Outcome(True, new_tat, remaining, new_tat - now, 0.0, new_tat - now)
+            kept = math.floor(new_tat * 1e6 + 0.5)
+            return (True, kept, remaining, new_tat - now, 0.0, new_tat - now)
         remaining = max(0, math.floor((window - (tat - now)) / interval + _EPS))
-        return Outcome(False, state, remaining, tat - now, allow_at - now, 0.0)
+        return (False, state, remaining, tat - now, allow_at - now, 0.0)

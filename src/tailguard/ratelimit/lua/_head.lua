@@ -1,7 +1,7 @@
--- Shared prologue (prepended to every script). KEYS: one state key per limit.
--- ARGV: now ("" = the server's TIME), cost, then limit, period, capacity for each key.
--- Returns, per limit: allowed (0/1), remaining, reset_after, retry_after (numbers as text:
--- Redis would truncate Lua floats to integers). State is written only if all limits allow.
+-- Shared prologue. KEYS: one state key per limit. ARGV: now ("" = the server's TIME), cost,
+-- then limit, period, capacity for each key. Returns, per limit: allowed (0/1), remaining,
+-- reset_after and retry_after in whole microseconds (integers: Redis would truncate floats).
+-- State is written only if every limit allows.
 local EPS = 1e-9
 local now = tonumber(ARGV[1])
 if not now then
@@ -13,15 +13,3 @@ local n = #KEYS
 local out = {}
 local writes = {}
 local all = true
-local function num(x) return string.format('%.17g', x) end
-local function limit_args(i)
-  return tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-end
-local function emit(allowed, remaining, reset, retry)
-  if not allowed then all = false end
-  out[#out + 1] = allowed and 1 or 0
-  out[#out + 1] = remaining
-  out[#out + 1] = num(reset)
-  out[#out + 1] = num(retry)
-end
-local function px(seconds) return math.max(1, math.ceil(seconds * 1000)) end

@@ -1,37 +1,38 @@
 -- A sorted set of admitted requests scored by time; members are unique ("time-position").
 for i = 1, n do
-  local limit, period = limit_args(i)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', num(now - period + EPS))
+  local limit, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - period + EPS))
   local count = redis.call('ZCARD', KEYS[i])
-  local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-  local first = now
-  if oldest[2] then first = tonumber(oldest[2]) end
-  local reset = first + period - now
+  local reset = 0
+  if count > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    reset = tonumber(oldest[2]) + period - now
+  end
+  local o = #out
   if count + cost <= limit then
-    emit(true, limit - count - cost, reset, 0)
+    if count == 0 then reset = period end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, limit - count - cost, math.floor(reset * 1e6 + 0.5), 0
     writes[i] = count
-  elseif cost > limit then
-    local r = 0
-    if count > 0 then r = reset end
-    emit(false, math.max(0, limit - count), r, period)
   else
-    local at = redis.call('ZRANGE', KEYS[i], count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
-    local r = 0
-    if count > 0 then r = reset end
-    emit(false, math.max(0, limit - count), r, math.max(tonumber(at[2]) + period - now, 0))
+    all = false
+    local retry = period
+    if cost <= limit then
+      local at = redis.call('ZRANGE', KEYS[i], count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+      retry = math.max(tonumber(at[2]) + period - now, 0)
+    end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 0, math.max(0, limit - count), math.floor(reset * 1e6 + 0.5), math.floor(retry * 1e6 + 0.5)
   end
 end
 if all then
-  local stamp = num(now)
+  local stamp = string.format('%.17g', now)
   for i = 1, n do
-    local limit, period = limit_args(i)
     local args = {}
     for j = 1, cost do
       args[#args + 1] = stamp
       args[#args + 1] = stamp .. '-' .. (writes[i] + j)
     end
     redis.call('ZADD', KEYS[i], unpack(args))
-    redis.call('PEXPIRE', KEYS[i], px(period))
+    redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(tonumber(ARGV[3 * i + 1]) * 1000)))
   end
 end
 return out

@@ -1,5 +1,5 @@
 for i = 1, n do
-  local limit, period = limit_args(i)
+  local limit, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   local window = math.floor(now / period)
   local current, previous = 0, 0
   local stored = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
@@ -11,10 +11,15 @@ for i = 1, n do
   end
   local elapsed = now - window * period
   local estimate = previous * (1.0 - elapsed / period) + current
+  local o = #out
+  out[o + 3] = math.floor((period - elapsed) * 1e6 + 0.5)
   if estimate + cost <= limit + EPS then
-    emit(true, math.max(0, math.floor(limit - estimate - cost + EPS)), period - elapsed, 0)
+    out[o + 1] = 1
+    out[o + 2] = math.max(0, math.floor(limit - estimate - cost + EPS))
+    out[o + 4] = 0
     writes[i] = {window, current + cost, previous, 2 * period - elapsed}
   else
+    all = false
     local retry
     if cost > limit then
       retry = 2 * period - elapsed
@@ -23,14 +28,16 @@ for i = 1, n do
     else
       retry = (period - elapsed) + period * (1.0 - (limit - cost) / current)
     end
-    emit(false, math.max(0, math.floor(limit - estimate + EPS)), period - elapsed, math.max(retry, 0))
+    out[o + 1] = 0
+    out[o + 2] = math.max(0, math.floor(limit - estimate + EPS))
+    out[o + 4] = math.floor(math.max(retry, 0) * 1e6 + 0.5)
   end
 end
 if all then
   for i = 1, n do
     local w = writes[i]
     redis.call('HSET', KEYS[i], 'w', w[1], 'c', w[2], 'p', w[3])
-    redis.call('PEXPIRE', KEYS[i], px(w[4]))
+    redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(w[4] * 1000)))
   end
 end
 return out

@@ -32,10 +32,10 @@ class SlotStorage(Protocol):
 
 
 def state_keys(algorithm: Algorithm, key: str) -> list[str]:
-    """One storage key per limit, all with the same ``{hash tag}`` so that a multi-limit
-    check lands on one Redis Cluster slot. A key holding braces is tagged by its digest."""
-    tag = key if "{" not in key and "}" not in key else hashlib.blake2b(key.encode()).hexdigest()
-    return [
-        f"{algorithm.prefix}:{{{tag}}}:{algorithm.name}:{r.limit}/{r.period:g}/{r.capacity}"
-        for r in algorithm.rates
-    ]
+    """One storage key per limit, all with the same ``{hash tag}`` (the key), so that a
+    multi-limit check lands on one Redis Cluster slot. A key holding braces is tagged by its
+    digest instead."""
+    if "{" in key or "}" in key:
+        key = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    head = algorithm.key_head + key
+    return [head + tail for tail in algorithm.key_tails]

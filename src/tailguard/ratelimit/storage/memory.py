@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tailguard.ratelimit.algorithms import Decision, combine
-from tailguard.ratelimit.storage.base import state_keys
+from tailguard.ratelimit.decision import Decision, combine
 
 if TYPE_CHECKING:
     from tailguard.ratelimit.algorithms import Algorithm
@@ -21,7 +20,7 @@ class MemoryStorage:
     def __init__(
         self, *, clock: Callable[[], float] = time.time, sweep_every: int = 10_000
     ) -> None:
-        self._now = clock
+        self.now = clock
         self._data: dict[str, tuple[float, Any]] = {}
         self._ops = 0
         self._sweep_every = sweep_every
@@ -30,27 +29,40 @@ class MemoryStorage:
         return len(self._data)
 
     async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
-        return self.apply_now(algorithm, key, cost, self._now() if now is None else now)
+        return self.apply_now(algorithm, key, cost, self.now() if now is None else now)
 
     def apply_now(self, algorithm: Algorithm, key: str, cost: int, now: float) -> Decision:
         """The synchronous core of ``apply`` (one check, atomic by construction)."""
         data = self._data
-        keys = state_keys(algorithm, key)
+        head = algorithm.key_head + key
+        rates = algorithm.rates
+        self._ops += 1
+        if self._ops >= self._sweep_every:
+            self._sweep(now)
+        if len(rates) == 1:  # the common case, without lists or combine()
+            k = head + algorithm.key_tails[0]
+            record = data.get(k)
+            state = record[1] if record is not None and record[0] > now else None
+            o = algorithm.step(state, rates[0], now, cost)
+            if o[0]:
+                data[k] = (now + o[5], algorithm.record(o[1], now, cost))
+            return Decision(o[0], rates[0].limit, o[2], o[3], o[4])
+        keys = [head + tail for tail in algorithm.key_tails]
         outcomes = []
-        for rate, k in zip(algorithm.rates, keys, strict=True):
+        for rate, k in zip(rates, keys, strict=True):
             record = data.get(k)
             state = record[1] if record is not None and record[0] > now else None
             outcomes.append(algorithm.step(state, rate, now, cost))
-        decision = combine(algorithm.rates, outcomes)
+        decision = combine(rates, outcomes)
         if decision.allowed:
-            for k, outcome in zip(keys, outcomes, strict=True):
-                data[k] = (now + outcome.ttl, algorithm.record(outcome.state, now, cost))
-        self._ops += 1
-        if self._ops >= self._sweep_every:
-            self._ops = 0
-            for k in [k for k, (expires, _) in data.items() if expires <= now]:
-                del data[k]
+            for k, o in zip(keys, outcomes, strict=True):
+                data[k] = (now + o[5], algorithm.record(o[1], now, cost))
         return decision
+
+    def _sweep(self, now: float) -> None:
+        self._ops = 0
+        for k in [k for k, (expires, _) in self._data.items() if expires <= now]:
+            del self._data[k]
 
     # -- concurrency leases ------------------------------------------------------------------
 
@@ -58,7 +70,7 @@ class MemoryStorage:
         self, key: str, limit: int, lease: float, token: str, now: float | None
     ) -> tuple[bool, int, float]:
         """Take a lease on one of ``limit`` slots: (acquired, in flight, retry after seconds)."""
-        now = self._now() if now is None else now
+        now = self.now() if now is None else now
         record = self._data.get(key)
         leases: dict[str, float] = record[1] if record is not None else {}
         for t in [t for t, expires in leases.items() if expires <= now]:

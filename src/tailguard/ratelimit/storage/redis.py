@@ -8,13 +8,14 @@ that lost its script cache (``NOSCRIPT``) gets the script again, transparently.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
-from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from tailguard.errors import BackendUnavailable
-from tailguard.ratelimit.algorithms import Decision, Outcome, combine
+from tailguard.ratelimit.decision import Decision, Outcome, combine
 from tailguard.ratelimit.storage.base import state_keys
 
 if TYPE_CHECKING:
@@ -23,10 +24,16 @@ if TYPE_CHECKING:
 __all__ = ["RedisStorage", "script_source"]
 
 
+@functools.cache
 def script_source(name: str) -> str:
     """The Lua source run for algorithm ``name`` (the shared prologue + its rule)."""
     lua = resources.files("tailguard.ratelimit") / "lua"
     return (lua / "_head.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+_CONCURRENCY = (
+    resources.files("tailguard.ratelimit") / "lua" / "concurrency_acquire.lua"
+).read_text()
 
 
 class RedisStorage:
@@ -41,17 +48,35 @@ class RedisStorage:
         self, client: Any, *, local_reject: bool = True, local_keys: int = 100_000
     ) -> None:
         self.client = client
-        self._scripts: dict[str, Any] = {}
+        self._shas: dict[str, str] = {}
+        self._args: dict[int, tuple[Algorithm, str, list[Any]]] = {}
         self.local_reject = local_reject
         self._local_keys = local_keys
         # (algorithm, key, cost) -> (monotonic time until which it is refused, the refusal)
         self._refused: dict[tuple[int, str, int], tuple[float, Decision]] = {}
 
-    def _script(self, name: str) -> Any:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self.client.register_script(script_source(name))
-        return script
+    async def _eval(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA the script, loading it first if the server does not know it."""
+        sha = self._shas.get(name)
+        if sha is None:
+            sha = self._shas[name] = hashlib.sha1(source.encode()).hexdigest()
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+        except Exception as exc:
+            if type(exc).__name__ != "NoScriptError" and "NOSCRIPT" not in str(exc):
+                raise
+            await self.client.script_load(source)
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+
+    def _static(self, algorithm: Algorithm) -> tuple[str, list[Any]]:
+        """The script and the limit arguments of ``algorithm``, computed once."""
+        cached = self._args.get(id(algorithm))
+        if cached is None or cached[0] is not algorithm:
+            args: list[Any] = []
+            for rate in algorithm.rates:
+                args += [rate.limit, repr(rate.period), rate.capacity]
+            cached = self._args[id(algorithm)] = (algorithm, script_source(algorithm.name), args)
+        return cached[1], cached[2]
 
     async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
         local = self.local_reject and now is None  # explicit times are for tests: no shortcut
@@ -60,7 +85,7 @@ class RedisStorage:
             if remembered is not None:
                 left = remembered[0] - time.monotonic()
                 if left > 0:
-                    return replace(remembered[1], retry_after=left)
+                    return remembered[1]._replace(retry_after=left)
                 del self._refused[(id(algorithm), key, cost)]
         decision = await self._apply(algorithm, key, cost, now)
         if local and not decision.allowed and decision.retry_after > 0:
@@ -73,25 +98,20 @@ class RedisStorage:
     async def _apply(
         self, algorithm: Algorithm, key: str, cost: int, now: float | None
     ) -> Decision:
-        args: list[Any] = ["" if now is None else repr(now), cost]
-        for rate in algorithm.rates:
-            args += [rate.limit, repr(rate.period), rate.capacity]
+        source, limits = self._static(algorithm)
+        args = ["" if now is None else repr(now), cost, *limits]
         try:
-            reply = await self._script(algorithm.name)(keys=state_keys(algorithm, key), args=args)
+            reply = await self._eval(algorithm.name, source, state_keys(algorithm, key), args)
         except Exception as exc:
             raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
-        outcomes = [
-            Outcome(
-                bool(reply[i]),
-                None,
-                int(reply[i + 1]),
-                float(reply[i + 2]),
-                float(reply[i + 3]),
-                0.0,
-            )
+        rates = algorithm.rates
+        if len(rates) == 1:
+            return Decision(reply[0] == 1, rates[0].limit, reply[1], reply[2] / 1e6, reply[3] / 1e6)
+        outcomes: list[Outcome] = [
+            (reply[i] == 1, None, reply[i + 1], reply[i + 2] / 1e6, reply[i + 3] / 1e6, 0.0)
             for i in range(0, len(reply), 4)
         ]
-        return combine(algorithm.rates, outcomes)
+        return combine(rates, outcomes)
 
     # -- concurrency leases ------------------------------------------------------------------
 
@@ -99,15 +119,11 @@ class RedisStorage:
         self, key: str, limit: int, lease: float, token: str, now: float | None
     ) -> tuple[bool, int, float]:
         """Take a lease on one of ``limit`` slots: (acquired, in flight, retry after seconds)."""
-        script = self._scripts.get("concurrency_acquire")
-        if script is None:
-            lua = resources.files("tailguard.ratelimit") / "lua" / "concurrency_acquire.lua"
-            script = self._scripts["concurrency_acquire"] = self.client.register_script(
-                lua.read_text()
-            )
         args = ["" if now is None else repr(now), limit, repr(lease), token]
         try:
-            ok, in_flight, retry = await script(keys=[key], args=args)
+            ok, in_flight, retry = await self._eval(
+                "concurrency_acquire", _CONCURRENCY, [key], args
+            )
         except Exception as exc:
             raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
         return bool(ok), int(in_flight), float(retry)
