@@ -200,12 +200,15 @@ class GCRA(Algorithm):
         # bytes per key), and both storages round it the same way.
         interval = rate.interval
         window = rate.capacity * interval  # how far ahead of now the TAT may run
-        tat = state / 1e6 if state is not None and state / 1e6 > now else now
+        tat = now
+        if state is not None and state / 1e6 > now:
+            tat = state / 1e6
         new_tat = tat + interval * cost
         allow_at = new_tat - window
         if now + _EPS >= allow_at:
             remaining = max(0, math.floor((window - (new_tat - now)) / interval + _EPS))
             kept = math.floor(new_tat * 1e6 + 0.5)
-            return (True, kept, remaining, new_tat - now, 0.0, new_tat - now)
+            # Kept until the stored (rounded) TAT, exactly as Redis keeps it.
+            return (True, kept, remaining, new_tat - now, 0.0, kept / 1e6 - now)
         remaining = max(0, math.floor((window - (tat - now)) / interval + _EPS))
         return (False, state, remaining, tat - now, allow_at - now, 0.0)

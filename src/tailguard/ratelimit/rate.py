@@ -9,7 +9,7 @@ a ``;`` and belong to the limit before them (``burst=20``). Several limits are s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tailguard.errors import ConfigurationError
 
@@ -32,6 +32,10 @@ class Rate:
     limit: int
     period: float
     burst: int | None = None
+    #: The most requests admitted at once (``burst``, else ``limit``).
+    capacity: int = field(init=False, repr=False, compare=False)
+    #: Seconds between two requests at the steady rate.
+    interval: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.limit < 1:
@@ -40,16 +44,9 @@ class Rate:
             raise ConfigurationError("Rate.period", self.period, "seconds > 0")
         if self.burst is not None and self.burst < 1:
             raise ConfigurationError("Rate.burst", self.burst, "an int >= 1")
-
-    @property
-    def capacity(self) -> int:
-        """The most requests admitted at once (``burst``, else ``limit``)."""
-        return self.burst if self.burst is not None else self.limit
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests at the steady rate."""
-        return self.period / self.limit
+        # Computed once: the rules read them on every check.
+        object.__setattr__(self, "capacity", self.burst if self.burst is not None else self.limit)
+        object.__setattr__(self, "interval", self.period / self.limit)
 
     def __str__(self) -> str:
         for name, seconds in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):

@@ -2,8 +2,11 @@ for i = 1, n do
   local limit, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   local window = math.floor(now / period)
   local count = 0
-  local stored = redis.call('HMGET', KEYS[i], 'w', 'c')
-  if tonumber(stored[1]) == window then count = tonumber(stored[2]) end
+  local stored = redis.call('GET', KEYS[i])  -- "window count": one short string, few bytes
+  if stored then
+    local w, c = string.match(stored, '(%S+) (%S+)')
+    if tonumber(w) == window then count = tonumber(c) end
+  end
   local ends = (window + 1) * period - now
   local o = #out
   out[o + 3] = math.floor(ends * 1e6 + 0.5)
@@ -18,8 +21,7 @@ end
 if all then
   for i = 1, n do
     local w = writes[i]
-    redis.call('HSET', KEYS[i], 'w', w[1], 'c', w[2])
-    redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(w[3] * 1000)))
+    redis.call('SET', KEYS[i], string.format('%d %d', w[1], w[2]), 'PX', math.max(1, math.ceil(w[3] * 1000)))
   end
 end
 return out

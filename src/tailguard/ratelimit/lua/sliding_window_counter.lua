@@ -2,12 +2,15 @@ for i = 1, n do
   local limit, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   local window = math.floor(now / period)
   local current, previous = 0, 0
-  local stored = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local sw = tonumber(stored[1])
-  if sw == window then
-    current, previous = tonumber(stored[2]), tonumber(stored[3])
-  elseif sw == window - 1 then
-    previous = tonumber(stored[2])
+  local stored = redis.call('GET', KEYS[i])  -- "window current previous": one short string
+  if stored then
+    local w, c, p = string.match(stored, '(%S+) (%S+) (%S+)')
+    local sw = tonumber(w)
+    if sw == window then
+      current, previous = tonumber(c), tonumber(p)
+    elseif sw == window - 1 then
+      previous = tonumber(c)
+    end
   end
   local elapsed = now - window * period
   local estimate = previous * (1.0 - elapsed / period) + current
@@ -36,8 +39,7 @@ end
 if all then
   for i = 1, n do
     local w = writes[i]
-    redis.call('HSET', KEYS[i], 'w', w[1], 'c', w[2], 'p', w[3])
-    redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(w[4] * 1000)))
+    redis.call('SET', KEYS[i], string.format('%d %d %d', w[1], w[2], w[3]), 'PX', math.max(1, math.ceil(w[4] * 1000)))
   end
 end
 return out
