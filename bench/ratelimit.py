@@ -39,7 +39,7 @@ Three sections, each a table, then the targets:
    over the state keys of that limiter and key: ``state_keys(limiter, key)`` for ours, the
    guide's one sorted set, and for ``limits`` whatever a ``SCAN`` of that storage's own key
    prefix finds. ``MEMORY USAGE`` counts the key's name too, and this run's names carry a
-   ``tgbench:<uuid>`` prefix (40 characters, against 12 for our default ``tailguard:rl`` and
+   ``tgbench:<uuid>`` prefix (40 characters, against 5 for our default ``tg:rl`` and
    6 for ``limits``' ``LIMITS``). So each value is also measured once renamed (``RENAMENX``,
    which leaves the value as it is; then back) to a name under the run's prefix exactly as
    long as the one the library's defaults would give it: only a name's length counts. The
@@ -434,8 +434,9 @@ async def usage_renamed(
     if not names or len(names) != len(keys):
         return None
     total = 0
+    short = f"tgb:{uuid.uuid4().hex[:6]}"  # this run's prefix is longer than a default name
     for i, (key, name) in enumerate(zip(keys, names, strict=True)):
-        probe = f"{prefix}:r{i}:"
+        probe = f"{short}:r{i}:"
         if len(name) < len(probe):
             return None
         probe += "x" * (len(name) - len(probe))
@@ -940,7 +941,7 @@ def report(settings: Settings, plan: Plan, m: Measured, goals: list[Target]) -> 
             f'"{MEMORY_KEY}" (MEMORY USAGE SAMPLES 0, key names included)',
             memory_table(m.memory, markdown=md)
             + "\n\n(run): as named in this run, under tgbench:<uuid>; (defaults): the same values "
-            "renamed to names as long as\nthe defaults give (prefix tailguard:rl for ours, "
+            "renamed to names as long as\nthe defaults give (prefix tg:rl for ours, "
             "LIMITS for limits; the guide has none).",
         )
     section(
