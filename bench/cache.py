@@ -67,7 +67,6 @@ import gc
 import itertools
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -75,7 +74,6 @@ import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiocache
 import cachetools
@@ -94,6 +92,7 @@ from bench._harness import (
     ratio,
     render_table,
 )
+from bench._redis import connect, delete_prefix, redis_url
 from tailguard.cache import Entry, MemoryTier, RedisTier, TieredCache
 from tailguard.cache.invalidation import RedisInvalidation
 from tailguard.cache.tiers.memory import approx_size
@@ -105,7 +104,6 @@ OURS, FLOOR, PEERS, BARE = "tailguard", "floor", "peer", "bare"
 TTL = 3600.0  # seconds: nothing expires during a run
 VALUE = {"id": 1, "name": "user-1"}
 MIB = 1024 * 1024
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -649,40 +647,6 @@ def hit_ratios(plan: Plan) -> list[HitRow]:
 
 
 # -- Redis ----------------------------------------------------------------------------------------
-
-
-def redis_url() -> str:
-    return os.environ.get("TAILGUARD_REDIS_URL") or "redis://127.0.0.1:6379/0"
-
-
-async def connect(url: str) -> tuple[Any | None, str]:
-    """A pooled client to a loopback Redis that answers PING, or None and why not."""
-    parts = urlsplit(url)
-    if parts.scheme != "unix" and parts.hostname not in LOOPBACK:
-        return None, f"{parts.hostname} is not a loopback address"
-    client = aioredis.Redis.from_url(url)
-    try:
-        await asyncio.wait_for(client.ping(), 2.0)
-    except Exception as exc:
-        await client.aclose()
-        return None, f"{type(exc).__name__}: {exc}"
-    return client, ""
-
-
-async def delete_prefix(client: Any, prefix: str) -> int:
-    """Delete the keys under ``prefix`` (a bounded SCAN); how many there were."""
-    deleted = 0
-    batch: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += await client.delete(*batch)
-            batch.clear()
-        if deleted + len(batch) > 1_000_000:
-            break
-    if batch:
-        deleted += await client.delete(*batch)
-    return deleted
 
 
 # -- the run ---------------------------------------------------------------------------------------

@@ -92,7 +92,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import os
 import random
 import sys
 import time
@@ -100,12 +99,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit
 
 import limits
 import limits.aio.storage
 import limits.aio.strategies
-import redis.asyncio as aioredis
 from redis.utils import HIREDIS_AVAILABLE
 
 from bench._harness import (
@@ -120,6 +117,7 @@ from bench._harness import (
     ratio,
     render_table,
 )
+from bench._redis import connect, delete_prefix, redis_url
 from tailguard.ratelimit import (
     GCRA,
     Decision,
@@ -142,7 +140,6 @@ LOCAL = "1000/hour"  # the local-reject row: a GCRA check comes back every 3.6 s
 WINDOW = 60  # seconds, the period of both rates
 TASKS = 50
 MEMORY_KEY = "user:1234567890abcde"  # 20 characters
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 SEQ, CONC = "seq", f"x{TASKS}"
 
 ALGORITHMS: tuple[tuple[str, type[Algorithm]], ...] = (
@@ -241,40 +238,6 @@ async def fill(spec: Spec) -> None:
 
 
 # -- Redis ----------------------------------------------------------------------------------------
-
-
-def redis_url() -> str:
-    return os.environ.get("TAILGUARD_REDIS_URL") or "redis://127.0.0.1:6379/0"
-
-
-async def connect(url: str) -> tuple[Any | None, str]:
-    """A pooled client to a loopback Redis that answers PING, or None and why not."""
-    parts = urlsplit(url)
-    if parts.scheme != "unix" and parts.hostname not in LOOPBACK:
-        return None, f"{parts.hostname} is not a loopback address"
-    client = aioredis.Redis.from_url(url)
-    try:
-        await asyncio.wait_for(client.ping(), 2.0)
-    except Exception as exc:
-        await client.aclose()
-        return None, f"{type(exc).__name__}: {exc}"
-    return client, ""
-
-
-async def delete_prefix(client: Any, prefix: str) -> int:
-    """Delete the keys under ``prefix`` (a bounded SCAN); how many there were."""
-    deleted = 0
-    batch: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += await client.delete(*batch)
-            batch.clear()
-        if deleted + len(batch) > 1_000_000:
-            break
-    if batch:
-        deleted += await client.delete(*batch)
-    return deleted
 
 
 def limits_redis(url: str, client: Any, key_prefix: str) -> limits.aio.storage.RedisStorage:
