@@ -29,3 +29,17 @@ def test_cache_benchmark_runs_every_section(
     for section in ("L1 hit", "Stampede", "Invalidation", "Memory", "Hit ratio"):
         assert section in out, section
     assert results["targets"], "targets were computed"
+
+
+@pytest.mark.slow
+def test_ratelimit_benchmark_runs_every_section(
+    capsys: pytest.CaptureFixture[str], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import ratelimit
+
+    monkeypatch.setenv("TAILGUARD_REDIS_URL", redis_url)
+    results = ratelimit.main(["--quick"])
+    out = capsys.readouterr().out
+    for section in ("Redis checks/s", "Redis bytes per key", "In memory"):
+        assert section in out, section
+    assert results["targets"], "targets were computed"
