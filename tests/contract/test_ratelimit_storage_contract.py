@@ -110,13 +110,56 @@ async def test_memory_and_redis_decide_alike(
             f"{limit}/{period:g} seconds", storage=RedisStorage(client), prefix=prefix
         )
         now = 3_000_000.0
-        for gap, cost in gaps:
+        for gap, asked in gaps:
+            cost = min(asked, limit)  # more than the limit is refused up front (tested below)
             now += gap
             a = await memory.check("k", cost, now=now)
             b = await remote.check("k", cost, now=now)
             assert (a.allowed, a.remaining, a.limit) == (b.allowed, b.remaining, b.limit)
             assert a.retry_after == pytest.approx(b.retry_after, abs=1e-6)
             assert a.reset_after == pytest.approx(b.reset_after, abs=1e-6)
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=100)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+retry_steps = st.lists(
+    st.tuples(st.floats(0.0, 3.0, allow_nan=False), st.integers(1, 4)), min_size=1, max_size=15
+)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(gaps=retry_steps, limit=st.integers(1, 5), period=st.sampled_from([0.3, 1.0, 7.0]))
+async def test_waiting_retry_after_is_always_enough(
+    redis_url: str,
+    algorithm: type[Algorithm],
+    gaps: list[tuple[float, int]],
+    limit: int,
+    period: float,
+) -> None:
+    # Found in review: rounded to the nearest microsecond at epoch times, a retry_after could
+    # land a hair before the boundary, and the next check was refused again (with 0).
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = unique()
+    try:
+        for storage in (MemoryStorage(), RedisStorage(client, local_reject=False)):
+            limiter = algorithm(
+                f"{limit}/{period:g} seconds", storage=storage, prefix=prefix + str(id(storage))
+            )
+            now = 1_700_848_723.1234567
+            for gap, asked in gaps:
+                cost = min(asked, limiter.max_cost)
+                now += gap
+                decision = await limiter.check("k", cost, now=now)
+                if not decision.allowed:
+                    assert decision.retry_after > 0
+                    later = await limiter.check("k", cost, now=now + decision.retry_after)
+                    assert later.allowed, (decision, later)
     finally:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=100)]
         if keys:

@@ -42,6 +42,13 @@ __all__ = [
 _EPS = 1e-9  # seconds: float slack in comparisons, the same in the Lua scripts
 
 
+def _after(seconds: float) -> float:
+    """``seconds`` rounded up to the next whole microsecond, strictly after it: waiting that
+    long always crosses the boundary, whatever the float error at epoch times. The Lua
+    scripts report the same integer microseconds."""
+    return (math.floor(seconds * 1e6) + 1) / 1e6
+
+
 class Algorithm:
     """A limit (or several) under one algorithm, checked against a storage.
 
@@ -73,6 +80,7 @@ class Algorithm:
             for r in self.rates
         ]
         self._memory = None if not isinstance(self.storage, MemoryStorage) else self.storage
+        self.max_cost = min(self.largest_request(r) for r in self.rates)
 
     async def check(self, key: str, cost: int = 1, *, now: float | None = None) -> Decision:
         """Admit ``cost`` requests for ``key`` if every limit allows; record them only then.
@@ -80,8 +88,10 @@ class Algorithm:
         ``now`` (seconds) is for tests: in production the storage's clock decides (Redis
         reads the server's ``TIME``).
         """
-        if cost < 1:
-            raise ConfigurationError("cost", cost, "an int >= 1")
+        if not 1 <= cost <= self.max_cost:
+            raise ConfigurationError(
+                "cost", cost, f"1 <= cost <= {self.max_cost} (more can never be admitted)"
+            )
         memory = self._memory
         if memory is not None:  # no second coroutine for the in-process storage
             return memory.apply_now(self, key, cost, memory.now() if now is None else now)
@@ -97,6 +107,10 @@ class Algorithm:
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
         """The rule for one limit: the verdict and the state to keep if admitted."""
         raise NotImplementedError
+
+    def largest_request(self, rate: Rate) -> int:
+        """The largest cost ``rate`` can ever admit at once."""
+        return rate.limit
 
     def record(self, state: Any, now: float, cost: int) -> Any:
         """The state to keep once every limit admitted the request (the outcome's by
@@ -119,8 +133,8 @@ class FixedWindow(Algorithm):
         ends = (window + 1) * rate.period - now
         if count + cost <= rate.limit:
             count += cost
-            return (True, (window, count), rate.limit - count, ends, 0.0, ends)
-        return (False, state, max(0, rate.limit - count), ends, ends, ends)
+            return (True, (window, count), rate.limit - count, _after(ends), 0.0, ends)
+        return (False, state, max(0, rate.limit - count), _after(ends), _after(ends), ends)
 
 
 class SlidingLog(Algorithm):
@@ -138,15 +152,12 @@ class SlidingLog(Algorithm):
         while log and log[0] <= cutoff + _EPS:  # expired entries may go at any time
             log.popleft()
         count = len(log)
-        if count + cost <= rate.limit:
-            reset = (log[0] if log else now) + rate.period - now
-            return (True, log, rate.limit - count - cost, reset, 0.0, rate.period)
-        reset = (log[0] + rate.period - now) if log else 0.0
-        if cost > rate.limit:
-            return (False, state, max(0, rate.limit - count), reset, rate.period, 0.0)
+        if count + cost <= rate.limit:  # full quota back when this request leaves the log
+            return (True, log, rate.limit - count - cost, _after(rate.period), 0.0, rate.period)
+        reset = _after(log[-1] + rate.period - now) if log else 0.0
         # The entry whose expiry makes room for ``cost`` more.
         retry = log[count + cost - rate.limit - 1] + rate.period - now
-        return (False, state, max(0, rate.limit - count), reset, max(retry, 0.0), 0.0)
+        return (False, state, max(0, rate.limit - count), reset, _after(max(retry, 0.0)), 0.0)
 
     def record(self, state: Any, now: float, cost: int) -> Any:
         state.extend([now] * cost)
@@ -174,18 +185,17 @@ class SlidingWindowCounter(Algorithm):
         if estimate + cost <= limit + _EPS:
             current += cost
             remaining = max(0, math.floor(limit - estimate - cost + _EPS))
-            return (
-                True, (window, current, previous), remaining, period - elapsed, 0.0,
-                2 * period - elapsed,
-            )  # fmt: skip
-        if cost > limit:
-            retry = 2 * period - elapsed
-        elif current + cost <= limit:  # wait for the previous window to slide out enough
+            # Full quota back once this window has slid out too.
+            full = _after(2 * period - elapsed)
+            state = (window, current, previous)
+            return (True, state, remaining, full, 0.0, 2 * period - elapsed)
+        if current + cost <= limit:  # wait for the previous window to slide out enough
             retry = period * (1.0 - (limit - current - cost) / previous) - elapsed
         else:  # wait for the next window, then for this one to slide out enough
             retry = (period - elapsed) + period * (1.0 - (limit - cost) / current)
         remaining = max(0, math.floor(limit - estimate + _EPS))
-        return (False, state, remaining, period - elapsed, max(retry, 0.0), 0.0)
+        full = _after((2 * period if current else period) - elapsed)
+        return (False, state, remaining, full, _after(max(retry, 0.0)), 0.0)
 
 
 class GCRA(Algorithm):
@@ -194,6 +204,9 @@ class GCRA(Algorithm):
 
     name = "gcra"
     code = "g"
+
+    def largest_request(self, rate: Rate) -> int:
+        return rate.capacity
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
         # The TAT is kept in whole microseconds: Redis then stores it as an integer (fewer
@@ -209,6 +222,6 @@ class GCRA(Algorithm):
             remaining = max(0, math.floor((window - (new_tat - now)) / interval + _EPS))
             kept = math.floor(new_tat * 1e6 + 0.5)
             # Kept until the stored (rounded) TAT, exactly as Redis keeps it.
-            return (True, kept, remaining, new_tat - now, 0.0, kept / 1e6 - now)
+            return (True, kept, remaining, _after(new_tat - now), 0.0, kept / 1e6 - now)
         remaining = max(0, math.floor((window - (tat - now)) / interval + _EPS))
-        return (False, state, remaining, tat - now, allow_at - now, 0.0)
+        return (False, state, remaining, _after(tat - now), _after(allow_at - now), 0.0)

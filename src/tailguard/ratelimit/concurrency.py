@@ -45,7 +45,7 @@ class ConcurrencyLimit:
         *,
         lease: float = 30.0,
         storage: SlotStorage | None = None,
-        prefix: str = "tailguard:rl",
+        prefix: str = "tg:rl",
     ) -> None:
         from tailguard.ratelimit.storage.memory import MemoryStorage
 

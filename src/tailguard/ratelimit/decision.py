@@ -22,6 +22,7 @@ class Decision(NamedTuple):
     remaining: int
     reset_after: float
     retry_after: float
+    policy: int = 0  # which of the key's limits decided (its index): the one to report
 
 
 # One limit's verdict: (allowed, state to keep if admitted, remaining, reset_after,
@@ -37,7 +38,7 @@ def combine(rates: Sequence[Rate], outcomes: Sequence[Outcome]) -> Decision:
     if all(o[0] for o in outcomes):
         i = min(range(len(outcomes)), key=lambda j: outcomes[j][2])
         reset = max(o[3] for o in outcomes)
-        return Decision(True, rates[i].limit, outcomes[i][2], reset, 0.0)
+        return Decision(True, rates[i].limit, outcomes[i][2], reset, 0.0, i)
     i = max((j for j, o in enumerate(outcomes) if not o[0]), key=lambda j: outcomes[j][4])
     o = outcomes[i]
-    return Decision(False, rates[i].limit, o[2], o[3], o[4])
+    return Decision(False, rates[i].limit, o[2], o[3], o[4], i)

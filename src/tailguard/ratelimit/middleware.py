@@ -47,10 +47,19 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+    """The header's value; several lines of it are joined with ", " (RFC 9110 5.3)."""
+    values = [bytes(v).decode("latin-1") for k, v in scope.get("headers", ()) if k == name]
+    return ", ".join(values) if values else None
+
+
+def _bare_ip(text: str) -> str:
+    """An address without its port or brackets: ``[2001:db8::1]:443`` -> ``2001:db8::1``."""
+    text = text.strip()
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else text
+    if text.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has several colons)
+        return text.split(":", 1)[0]
+    return text
 
 
 def client_ip(scope: Scope, trusted: Iterable[_Network] = ()) -> str | None:
@@ -74,7 +83,7 @@ def client_ip(scope: Scope, trusted: Iterable[_Network] = ()) -> str | None:
     forwarded = _header(scope, b"x-forwarded-for")
     if not forwarded:
         return address
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+    for hop in reversed([_bare_ip(h) for h in forwarded.split(",") if h.strip()]):
         if not is_trusted(hop):
             return hop
         address = hop
@@ -201,7 +210,7 @@ def _seconds(value: float) -> bytes:
 def _rate_headers(
     template: str, limiter: Algorithm, decision: Decision
 ) -> list[tuple[bytes, bytes]]:
-    rate = next((r for r in limiter.rates if r.limit == decision.limit), limiter.rates[0])
+    rate = limiter.rates[decision.policy]
     name = json.dumps(template)
     policy = f"{name};q={rate.limit};w={math.ceil(rate.period)}"
     reset = decision.retry_after if not decision.allowed else decision.reset_after

@@ -16,12 +16,12 @@ from tailguard.errors import ConfigurationError
 __all__ = ["Rate", "parse_rates"]
 
 _UNITS = {
-    "s": 1.0, "sec": 1.0, "second": 1.0,
-    "m": 60.0, "min": 60.0, "minute": 60.0,
-    "h": 3600.0, "hour": 3600.0,
-    "d": 86400.0, "day": 86400.0,
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
 }  # fmt: skip
-_LIMIT = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+?)s?\s*$")
+_LIMIT = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +85,11 @@ def parse_rates(text: str | Rate | list[Rate]) -> list[Rate]:
         burst = None
         for option in options:
             name, _, value = option.partition("=")
-            if name.strip() != "burst" or not value.strip().isdigit():
+            value = value.strip()
+            if name.strip() != "burst" or not (value.isascii() and value.isdigit()):
                 raise ConfigurationError("rate option", option.strip(), '"burst=N"')
+            if burst is not None:
+                raise ConfigurationError("rate option", option.strip(), "one burst per limit")
             burst = int(value)
         rates.append(Rate(int(match.group(1)), count * _UNITS[unit], burst))
     return rates

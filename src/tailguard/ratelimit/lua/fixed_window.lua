@@ -9,7 +9,7 @@ for i = 1, n do
   end
   local ends = (window + 1) * period - now
   local o = #out
-  out[o + 3] = math.floor(ends * 1e6 + 0.5)
+  out[o + 3] = us(ends)
   if count + cost <= limit then
     out[o + 1], out[o + 2], out[o + 4] = 1, limit - count - cost, 0
     writes[i] = {window, count + cost, ends}

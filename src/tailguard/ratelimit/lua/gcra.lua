@@ -12,15 +12,15 @@ for i = 1, n do
   if now + EPS >= allow_at then
     out[o + 1] = 1
     out[o + 2] = math.max(0, math.floor((window - (new_tat - now)) / interval + EPS))
-    out[o + 3] = math.floor((new_tat - now) * 1e6 + 0.5)
+    out[o + 3] = us(new_tat - now)
     out[o + 4] = 0
     writes[i] = math.floor(new_tat * 1e6 + 0.5)
   else
     all = false
     out[o + 1] = 0
     out[o + 2] = math.max(0, math.floor((window - (tat - now)) / interval + EPS))
-    out[o + 3] = math.floor((tat - now) * 1e6 + 0.5)
-    out[o + 4] = math.floor((allow_at - now) * 1e6 + 0.5)
+    out[o + 3] = us(tat - now)
+    out[o + 4] = us(allow_at - now)
   end
 end
 if all then

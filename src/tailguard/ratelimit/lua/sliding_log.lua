@@ -3,24 +3,20 @@ for i = 1, n do
   local limit, period = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - period + EPS))
   local count = redis.call('ZCARD', KEYS[i])
-  local reset = 0
-  if count > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    reset = tonumber(oldest[2]) + period - now
-  end
   local o = #out
   if count + cost <= limit then
-    if count == 0 then reset = period end
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, limit - count - cost, math.floor(reset * 1e6 + 0.5), 0
+    -- full quota back when this request leaves the log
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, limit - count - cost, us(period), 0
     writes[i] = count
   else
     all = false
-    local retry = period
-    if cost <= limit then
-      local at = redis.call('ZRANGE', KEYS[i], count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
-      retry = math.max(tonumber(at[2]) + period - now, 0)
+    local reset = 0
+    if count > 0 then
+      local newest = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+      reset = us(tonumber(newest[2]) + period - now)
     end
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 0, math.max(0, limit - count), math.floor(reset * 1e6 + 0.5), math.floor(retry * 1e6 + 0.5)
+    local at = redis.call('ZRANGE', KEYS[i], count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 0, math.max(0, limit - count), reset, us(math.max(tonumber(at[2]) + period - now, 0))
   end
 end
 if all then

@@ -15,25 +15,26 @@ for i = 1, n do
   local elapsed = now - window * period
   local estimate = previous * (1.0 - elapsed / period) + current
   local o = #out
-  out[o + 3] = math.floor((period - elapsed) * 1e6 + 0.5)
   if estimate + cost <= limit + EPS then
     out[o + 1] = 1
     out[o + 2] = math.max(0, math.floor(limit - estimate - cost + EPS))
+    out[o + 3] = us(2 * period - elapsed)
     out[o + 4] = 0
     writes[i] = {window, current + cost, previous, 2 * period - elapsed}
   else
     all = false
     local retry
-    if cost > limit then
-      retry = 2 * period - elapsed
-    elseif current + cost <= limit then
+    if current + cost <= limit then
       retry = period * (1.0 - (limit - current - cost) / previous) - elapsed
     else
       retry = (period - elapsed) + period * (1.0 - (limit - cost) / current)
     end
+    local full = period
+    if current > 0 then full = 2 * period end
     out[o + 1] = 0
     out[o + 2] = math.max(0, math.floor(limit - estimate + EPS))
-    out[o + 4] = math.floor(math.max(retry, 0) * 1e6 + 0.5)
+    out[o + 3] = us(full - elapsed)
+    out[o + 4] = us(math.max(retry, 0))
   end
 end
 if all then

@@ -71,6 +71,9 @@ class MemoryStorage:
     ) -> tuple[bool, int, float]:
         """Take a lease on one of ``limit`` slots: (acquired, in flight, retry after seconds)."""
         now = self.now() if now is None else now
+        self._ops += 1
+        if self._ops >= self._sweep_every:
+            self._sweep(now)
         record = self._data.get(key)
         leases: dict[str, float] = record[1] if record is not None else {}
         for t in [t for t, expires in leases.items() if expires <= now]:
@@ -85,6 +88,8 @@ class MemoryStorage:
         record = self._data.get(key)
         if record is not None:
             record[1].pop(token, None)
+            if not record[1]:
+                del self._data[key]
 
     def __repr__(self) -> str:
         return f"MemoryStorage(keys={len(self._data)})"

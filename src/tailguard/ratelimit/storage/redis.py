@@ -49,11 +49,11 @@ class RedisStorage:
     ) -> None:
         self.client = client
         self._shas: dict[str, str] = {}
-        self._args: dict[int, tuple[Algorithm, str, list[Any]]] = {}
         self.local_reject = local_reject
         self._local_keys = local_keys
-        # (algorithm, key, cost) -> (monotonic time until which it is refused, the refusal)
-        self._refused: dict[tuple[int, str, int], tuple[float, Decision]] = {}
+        # (state key prefix, limits, key, cost) -> (monotonic time until which it is refused,
+        # the refusal). Limiters with the same prefix and limits share state, and refusals.
+        self._refused: dict[tuple[str, str, str, int], tuple[float, Decision]] = {}
 
     async def _eval(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA the script, loading it first if the server does not know it."""
@@ -68,31 +68,36 @@ class RedisStorage:
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
-    def _static(self, algorithm: Algorithm) -> tuple[str, list[Any]]:
-        """The script and the limit arguments of ``algorithm``, computed once."""
-        cached = self._args.get(id(algorithm))
-        if cached is None or cached[0] is not algorithm:
+    @staticmethod
+    def _static(algorithm: Algorithm) -> tuple[str, list[Any]]:
+        """The script and the limit arguments of ``algorithm``, computed once and kept on it
+        (not here: limiters come and go, a storage lives long)."""
+        cached: tuple[str, list[Any]] | None = getattr(algorithm, "_redis_static", None)
+        if cached is None:
             args: list[Any] = []
             for rate in algorithm.rates:
                 args += [rate.limit, repr(rate.period), rate.capacity]
-            cached = self._args[id(algorithm)] = (algorithm, script_source(algorithm.name), args)
-        return cached[1], cached[2]
+            cached = (script_source(algorithm.name), args)
+            algorithm._redis_static = cached  # type: ignore[attr-defined]
+        return cached
 
     async def apply(self, algorithm: Algorithm, key: str, cost: int, now: float | None) -> Decision:
         local = self.local_reject and now is None  # explicit times are for tests: no shortcut
         if local and self._refused:
-            remembered = self._refused.get((id(algorithm), key, cost))
+            memo = (algorithm.key_head, algorithm.description, key, cost)
+            remembered = self._refused.get(memo)
             if remembered is not None:
                 left = remembered[0] - time.monotonic()
                 if left > 0:
                     return remembered[1]._replace(retry_after=left)
-                del self._refused[(id(algorithm), key, cost)]
+                del self._refused[memo]
         decision = await self._apply(algorithm, key, cost, now)
         if local and not decision.allowed and decision.retry_after > 0:
             if len(self._refused) >= self._local_keys:
                 del self._refused[next(iter(self._refused))]
             until = time.monotonic() + decision.retry_after
-            self._refused[(id(algorithm), key, cost)] = (until, decision)
+            memo = (algorithm.key_head, algorithm.description, key, cost)
+            self._refused[memo] = (until, decision)
         return decision
 
     async def _apply(
