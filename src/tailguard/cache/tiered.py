@@ -87,6 +87,8 @@ class TieredCache:
     None: off): a hit is refreshed in the background, before it expires, when
     ``now - delta * beta * ln(rand()) >= expires_at``, ``delta`` being how long its load took,
     so hot keys are recomputed by one caller before they expire instead of by all after.
+    ``single_flight`` (default on): concurrent misses of one key in this process share one
+    read of the shared tiers and one loader call; off, each miss loads (the naive twin).
     ``invalidation`` (a :class:`~tailguard.cache.invalidation.RedisInvalidation`) evicts from
     this instance's L1 what other instances set or delete; ``await cache.start()`` (or
     ``async with cache:``) starts it.
@@ -108,6 +110,7 @@ class TieredCache:
         tier_recovery: float = 5.0,
         stale_while_revalidate: float = 0.0,
         early_refresh: float | None = 1.0,
+        single_flight: bool = True,
         invalidation: Invalidation | None = None,
         lease: float | None = None,
         lease_wait: float | None = None,
@@ -140,6 +143,7 @@ class TieredCache:
         self.negative_ttl = negative_ttl
         self.stale_while_revalidate = stale_while_revalidate
         self.early_refresh = early_refresh
+        self.single_flight = single_flight
         self._flight = SingleFlight()
         self.invalidation = invalidation
         self.lease = lease
@@ -387,7 +391,9 @@ class TieredCache:
                     self._hooks.emit(CacheHit(self.name, l1.name, key))
             else:
                 entry = l1.peek(key, now)  # perhaps a stale one, for stale-while-revalidate
-        if entry is None:
+        if entry is None and not self.single_flight:
+            entry = await self._fill(key, loader, ttl, negative_ttl, now)
+        elif entry is None:
             # One caller per key reads the shared tiers and, on a miss, loads: a thousand
             # concurrent misses make one Redis read and one loader call, not a thousand.
             entry = await self._flight.run(

@@ -328,3 +328,17 @@ def test_a_lease_needs_a_tier_that_can_lease() -> None:
         TieredCache([MemoryTier()], lease=1.0)
     with pytest.raises(ConfigurationError, match="lease"):
         TieredCache([MemoryTier()], lease=0)
+
+
+async def test_single_flight_can_be_turned_off_for_the_naive_twin() -> None:
+    cache, *_ = make(single_flight=False)
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return 1
+
+    await asyncio.gather(*(cache.get_or_load("k", load, ttl=60) for _ in range(10)))
+    assert calls == 10
