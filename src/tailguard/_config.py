@@ -9,7 +9,7 @@ class _Config:
     __slots__ = ("backoff_enabled",)
 
     def __init__(self) -> None:
-        # When False, Retry and Hedge skip their waits (tests run without sleeping).
+        # When False, Retry skips its backoff waits (tests run without sleeping).
         self.backoff_enabled = True
 
 

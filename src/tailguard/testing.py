@@ -4,7 +4,7 @@
 
     from tailguard.testing import ManualClock, RecordingHook, no_backoff
 
-    with no_backoff():          # Retry and Hedge stop waiting between attempts
+    with no_backoff():          # Retry stops waiting between attempts
         await guarded_call()
 """
 
@@ -24,7 +24,8 @@ E = TypeVar("E", bound=Event)
 
 
 def set_backoff(enabled: bool) -> None:
-    """Turn the waits of ``Retry`` and ``Hedge`` on or off for the whole process."""
+    """Turn ``Retry``'s backoff waits on or off for the whole process (a hedge delay is not a
+    backoff: it stays)."""
     CONFIG.backoff_enabled = enabled
 
 
