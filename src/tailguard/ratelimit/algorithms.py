@@ -76,7 +76,8 @@ class Algorithm:
         # "{prefix}:{" + key + "}" + suffix: the key between braces is the hash tag.
         self.key_head = f"{prefix}:{{"
         self.key_tails = [
-            f"}}:{self.code}:{r.limit}/{r.period:g}" + ("" if r.burst is None else f"/{r.burst}")
+            f"}}:{self.code}:{r.limit}/{r.period!r}".removesuffix(".0")
+            + ("" if r.burst is None else f"/{r.burst}")
             for r in self.rates
         ]
         self._memory = None if not isinstance(self.storage, MemoryStorage) else self.storage

@@ -91,9 +91,11 @@ def client_ip(scope: Scope, trusted: Iterable[_Network] = ()) -> str | None:
 
 
 def _compile(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^/{}]+\})", template)
+    """``/products/{id}`` -> a pattern for one path segment per ``{name}``; a trailing slash
+    is optional, so that ``/login/`` cannot slip past the limit on ``/login``."""
+    parts = re.split(r"(\{[^/{}]+\})", template.rstrip("/") or "/")
     pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-    return re.compile(f"^{pattern}$")
+    return re.compile(f"^{pattern}/?$")
 
 
 class RateLimitMiddleware:
@@ -162,7 +164,7 @@ class RateLimitMiddleware:
         return self._identify(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         route = self._route(scope.get("path", ""))
@@ -182,6 +184,9 @@ class RateLimitMiddleware:
             return
         headers = _rate_headers(template, limiter, decision)
         if not decision.allowed:
+            if scope["type"] == "websocket":  # refuse the handshake (a 403 to the client)
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await _respond(send, 429, {"detail": "rate limit exceeded",
                                        "retry_after": decision.retry_after}, headers)  # fmt: skip
             return
@@ -203,6 +208,12 @@ class RateLimitMiddleware:
         await _respond(send, 503, {"detail": "rate limiting unavailable"}, headers)
 
 
+def _sf_string(text: str) -> str:
+    """``text`` as a structured-field string (RFC 8941): printable ASCII only, quoted."""
+    safe = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return '"' + safe.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _seconds(value: float) -> bytes:
     return str(max(0, math.ceil(value))).encode()
 
@@ -211,7 +222,7 @@ def _rate_headers(
     template: str, limiter: Algorithm, decision: Decision
 ) -> list[tuple[bytes, bytes]]:
     rate = limiter.rates[decision.policy]
-    name = json.dumps(template)
+    name = _sf_string(template)
     policy = f"{name};q={rate.limit};w={math.ceil(rate.period)}"
     reset = decision.retry_after if not decision.allowed else decision.reset_after
     state = f"{name};r={decision.remaining};t={math.ceil(reset)}"

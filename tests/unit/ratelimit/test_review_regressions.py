@@ -116,3 +116,61 @@ async def test_a_redis_storage_does_not_keep_limiters_alive(redis_url: str) -> N
         for i in range(20):
             await client.delete(f"tgtest:leak{i}:{{k}}:g:5/60")
         await client.aclose()
+
+
+async def test_a_trailing_slash_does_not_slip_past_the_limit() -> None:
+    app = FastAPI()
+
+    @app.post("/login")
+    @app.post("/login/")
+    async def login() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(RateLimitMiddleware, limits={"/login": GCRA("1/minute")})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.post("/login")).status_code == 200
+        assert (await c.post("/login/")).status_code == 429
+
+
+async def test_websocket_handshakes_are_limited_too() -> None:
+    sent: list[dict[str, Any]] = []
+    limiter = RateLimitMiddleware(
+        lambda s, r, w: _accept(w),
+        limits={"*": GCRA("1/minute")},  # type: ignore[arg-type]
+    )
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "client": ("198.51.100.1", 9)}
+    await limiter(scope, receive, send)  # type: ignore[arg-type]
+    await limiter(scope, receive, send)  # type: ignore[arg-type]
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 1008
+
+
+async def _accept(send: Any) -> None:
+    await send({"type": "websocket.accept"})
+
+
+async def test_route_names_in_headers_stay_printable_ascii() -> None:
+    app = FastAPI()
+
+    @app.get("/caf\u00e9")
+    async def cafe() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(RateLimitMiddleware, limits={"/caf\u00e9": GCRA("5/minute")})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/caf%C3%A9")
+    assert r.headers["ratelimit-policy"] == '"/caf?";q=5;w=60'
+
+
+def test_periods_that_differ_beyond_six_digits_keep_separate_state() -> None:
+    a = GCRA("1/1.0000001 seconds")
+    b = GCRA("1/1.0000002 seconds")
+    assert a.key_tails != b.key_tails
+    assert GCRA("5/minute").key_tails == ["}:g:5/60"]
