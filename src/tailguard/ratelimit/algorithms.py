@@ -42,11 +42,14 @@ __all__ = [
 _EPS = 1e-9  # seconds: float slack in comparisons, the same in the Lua scripts
 
 
+_floor = math.floor
+
+
 def _after(seconds: float) -> float:
-    """``seconds`` rounded up to the next whole microsecond, strictly after it: waiting that
-    long always crosses the boundary, whatever the float error at epoch times. The Lua
-    scripts report the same integer microseconds."""
-    return (math.floor(seconds * 1e6) + 1) / 1e6
+    """``seconds`` in whole microseconds, more than 1 us past it: waiting that long always
+    crosses the boundary, whatever the float error at epoch times (about 0.25 us there). The
+    Lua scripts report the same integer microseconds."""
+    return (math.floor(seconds * 1e6) + 2) / 1e6
 
 
 class Algorithm:
@@ -213,16 +216,17 @@ class GCRA(Algorithm):
         # The TAT is kept in whole microseconds: Redis then stores it as an integer (fewer
         # bytes per key), and both storages round it the same way.
         interval = rate.interval
-        window = rate.capacity * interval  # how far ahead of now the TAT may run
+        window = rate.span  # how far ahead of now the TAT may run
         tat = now
         if state is not None and state / 1e6 > now:
             tat = state / 1e6
         new_tat = tat + interval * cost
-        allow_at = new_tat - window
-        if now + _EPS >= allow_at:
-            remaining = max(0, math.floor((window - (new_tat - now)) / interval + _EPS))
-            kept = math.floor(new_tat * 1e6 + 0.5)
+        ahead = new_tat - now
+        if ahead <= window + _EPS:  # now + EPS >= new_tat - window, written with one subtraction
+            remaining = int((window - ahead) / interval + _EPS)  # >= 0 here: int() is floor
+            kept = _floor(new_tat * 1e6 + 0.5)
             # Kept until the stored (rounded) TAT, exactly as Redis keeps it.
-            return (True, kept, remaining, _after(new_tat - now), 0.0, kept / 1e6 - now)
+            return (True, kept, remaining, (_floor(ahead * 1e6) + 2) / 1e6, 0.0, kept / 1e6 - now)
+        allow_at = new_tat - window
         remaining = max(0, math.floor((window - (tat - now)) / interval + _EPS))
         return (False, state, remaining, _after(tat - now), _after(allow_at - now), 0.0)

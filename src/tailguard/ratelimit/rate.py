@@ -36,6 +36,8 @@ class Rate:
     capacity: int = field(init=False, repr=False, compare=False)
     #: Seconds between two requests at the steady rate.
     interval: float = field(init=False, repr=False, compare=False)
+    #: ``capacity`` x ``interval``: how far ahead of now a GCRA's arrival time may run.
+    span: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.limit < 1:
@@ -47,6 +49,7 @@ class Rate:
         # Computed once: the rules read them on every check.
         object.__setattr__(self, "capacity", self.burst if self.burst is not None else self.limit)
         object.__setattr__(self, "interval", self.period / self.limit)
+        object.__setattr__(self, "span", self.capacity * self.interval)
 
     def __str__(self) -> str:
         for name, seconds in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):

@@ -13,6 +13,6 @@ local n = #KEYS
 local out = {}
 local writes = {}
 local all = true
--- Seconds as whole microseconds strictly after them (as Python's _after): waiting that long
--- always crosses the boundary, whatever the float error at epoch times.
-local function us(x) return math.floor(x * 1e6) + 1 end
+-- Seconds as whole microseconds more than 1 us past them (as Python's _after): waiting that
+-- long always crosses the boundary, whatever the float error at epoch times.
+local function us(x) return math.floor(x * 1e6) + 2 end

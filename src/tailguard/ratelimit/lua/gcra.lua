@@ -7,12 +7,13 @@ for i = 1, n do
   local tat = now
   if stored and stored / 1e6 > now then tat = stored / 1e6 end
   local new_tat = tat + interval * cost
+  local ahead = new_tat - now
   local allow_at = new_tat - window
   local o = #out
-  if now + EPS >= allow_at then
+  if ahead <= window + EPS then
     out[o + 1] = 1
-    out[o + 2] = math.max(0, math.floor((window - (new_tat - now)) / interval + EPS))
-    out[o + 3] = us(new_tat - now)
+    out[o + 2] = math.max(0, math.floor((window - ahead) / interval + EPS))
+    out[o + 3] = us(ahead)
     out[o + 4] = 0
     writes[i] = math.floor(new_tat * 1e6 + 0.5)
   else
