@@ -165,8 +165,9 @@ class TieredCache:
         # The L1 fast path: a MemoryTier on top is read synchronously, without a coroutine.
         self._l1: MemoryTier | None = first if isinstance(first, MemoryTier) else None
         self._lower: tuple[Tier, ...] = self.tiers[1:] if self._l1 is not None else self.tiers
-        self._guards: dict[str, Pipeline] = {
-            t.name: _guard_for(name, t, tier_timeout, tier_failures, tier_recovery, self._hooks)
+        # One breaker per tier object: two tiers of one name must not share a breaker.
+        self._guards: dict[int, Pipeline] = {
+            id(t): _guard_for(name, t, tier_timeout, tier_failures, tier_recovery, self._hooks)
             for t in self.tiers
             if not t.local
         }
@@ -185,7 +186,7 @@ class TieredCache:
     ) -> T | None:
         """Run one tier operation; a failure (or an open breaker) is reported, never raised,
         except a value the cache refuses (``CacheValueError``): that is the caller's to see."""
-        guard = self._guards.get(tier.name)
+        guard = self._guards.get(id(tier))
         try:
             if guard is None:
                 return await fn(*args)

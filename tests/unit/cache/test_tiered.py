@@ -342,3 +342,18 @@ async def test_single_flight_can_be_turned_off_for_the_naive_twin() -> None:
 
     await asyncio.gather(*(cache.get_or_load("k", load, ttl=60) for _ in range(10)))
     assert calls == 10
+
+
+async def test_tiers_of_one_name_keep_their_own_breakers() -> None:
+    clock = Clock()
+
+    class Dead(LowerTier):
+        async def get(self, key: str) -> Entry | None:
+            raise ConnectionError("down")
+
+    dead, alive = Dead(clock), LowerTier(clock)  # both named "lower"
+    alive.store("k", Entry("from the live tier", clock.now + 60))
+    cache = TieredCache([MemoryTier(clock=clock), dead, alive], clock=clock, jitter=0)
+    assert await cache.get("k") == "from the live tier"
+    cache.tiers[0].remove("k")  # type: ignore[attr-defined]
+    assert await cache.get("k") == "from the live tier"  # the dead tier's open breaker is its own

@@ -39,6 +39,7 @@ MAX_VALUE_BYTES = 8 * 1024 * 1024  # bytes: larger values belong in object stora
 class RedisTier:
     """A Redis-backed tier over ``client`` (``Redis`` or ``RedisCluster``, redis.asyncio).
 
+    ``name`` defaults to ``"redis"``, or ``"redis-cluster"`` for a cluster client.
     ``codec`` encodes values (msgspec MessagePack by default); ``value_type`` is the type
     ``decode`` produces (None: plain msgpack types). Values over ``max_value_bytes`` are
     refused with :class:`~tailguard.errors.ValueTooLarge`.
@@ -50,19 +51,19 @@ class RedisTier:
         self,
         client: Any,
         *,
-        name: str = "redis",
+        name: str | None = None,
         codec: Codec | None = None,
         value_type: Any = None,
         max_value_bytes: int = MAX_VALUE_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
-        self.name = name
+        self._cluster = hasattr(client, "get_nodes")  # RedisCluster: MGET must not cross slots
+        self.name = name if name is not None else ("redis-cluster" if self._cluster else "redis")
         self.codec: Codec = codec if codec is not None else MsgpackCodec()
         self.value_type = value_type
         self.max_value_bytes = max_value_bytes
         self._now = clock
-        self._cluster = hasattr(client, "get_nodes")  # RedisCluster: MGET must not cross slots
 
     def _pack(self, key: str, entry: Entry) -> bytes:
         payload = self.codec.encode(entry.value)
