@@ -14,8 +14,6 @@
 breakers and single-flight loading.
 """
 
-from typing import TYPE_CHECKING
-
 from tailguard.cache._missing import MISSING
 from tailguard.cache.codec import Codec, JsonCodec, MsgpackCodec, SignedPickleCodec
 from tailguard.cache.http import HttpCaching
@@ -24,9 +22,7 @@ from tailguard.cache.keys import CacheKey
 from tailguard.cache.tiered import TieredCache
 from tailguard.cache.tiers.base import Entry, Tier
 from tailguard.cache.tiers.memory import MemoryTier
-
-if TYPE_CHECKING:
-    from tailguard.cache.tiers.redis import RedisTier
+from tailguard.cache.tiers.redis import RedisTier  # imports no Redis client: it is given one
 
 __all__ = [
     "MISSING",
@@ -44,12 +40,3 @@ __all__ = [
     "Tier",
     "TieredCache",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # RedisTier needs redis-py's client at hand, not at import: load it when first asked for.
-    if name == "RedisTier":
-        from tailguard.cache.tiers.redis import RedisTier
-
-        return RedisTier
-    raise AttributeError(name)
