@@ -42,7 +42,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -799,6 +800,33 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         yield prefix
 
 
+@asynccontextmanager
+async def backend_client(request: pytest.FixtureRequest, kind: str) -> AsyncIterator[Any]:
+    """A ``redis.asyncio`` client for ``kind`` ``"redis"`` (the ``redis_url`` server) or
+    ``"cluster"`` (the ``redis_cluster`` fixture), closed afterwards: for the fixtures that
+    parametrize a contract suite over backends."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+
+    if kind == "redis":
+        client: Any = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
+    elif kind == "cluster":
+        client = RedisCluster.from_url(request.getfixturevalue("redis_cluster").url)
+    else:
+        raise ValueError(f"backend_client: unknown kind {kind!r}")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A ``redis.asyncio.Redis`` on the ``redis_url`` server, closed after the test."""
+    async with backend_client(request, "redis") as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """SQLAlchemy async URL of a usable PostgreSQL database (see the module docstring)."""
@@ -828,7 +856,9 @@ def redis_cluster_urls(redis_cluster: RedisClusterInfo) -> list[str]:
     return redis_cluster.urls
 
 
-_REDIS_FIXTURES = frozenset({"redis_url", "redis_prefix", "redis_cluster", "redis_cluster_urls"})
+_REDIS_FIXTURES = frozenset(
+    {"redis_url", "redis_prefix", "redis_client", "redis_cluster", "redis_cluster_urls"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,13 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from tailguard.errors import RateLimitExceeded
 from tailguard.ratelimit import ConcurrencyLimit, MemoryStorage, RedisStorage
 from tailguard.ratelimit.storage.base import SlotStorage
-from tests.services import RedisClusterInfo
+from tests.services import backend_client
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])
@@ -21,19 +19,8 @@ async def storage(request: pytest.FixtureRequest) -> AsyncIterator[SlotStorage]:
     if request.param == "memory":
         yield MemoryStorage()
         return
-    if request.param == "redis":
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
-        try:
-            yield RedisStorage(client)
-        finally:
-            await client.aclose()
-        return
-    cluster: RedisClusterInfo = request.getfixturevalue("redis_cluster")
-    rc = RedisCluster.from_url(cluster.url)
-    try:
-        yield RedisStorage(rc)
-    finally:
-        await rc.aclose()
+    async with backend_client(request, request.param) as client:
+        yield RedisStorage(client)
 
 
 def limiter(storage: SlotStorage, limit: int = 2, lease: float = 30.0) -> ConcurrencyLimit:

@@ -10,7 +10,6 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio.cluster import RedisCluster
 
 from tailguard.ratelimit import (
     GCRA,
@@ -22,7 +21,7 @@ from tailguard.ratelimit import (
     SlidingWindowCounter,
     Storage,
 )
-from tests.services import RedisClusterInfo
+from tests.services import backend_client
 
 ALGORITHMS: list[type[Algorithm]] = [GCRA, FixedWindow, SlidingLog, SlidingWindowCounter]
 
@@ -32,20 +31,8 @@ async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
     if request.param == "memory":
         yield MemoryStorage()
         return
-    if request.param == "redis":
-        request.getfixturevalue("redis_prefix")
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
-        try:
-            yield RedisStorage(client)
-        finally:
-            await client.aclose()
-        return
-    cluster: RedisClusterInfo = request.getfixturevalue("redis_cluster")
-    rc = RedisCluster.from_url(cluster.url)
-    try:
-        yield RedisStorage(rc)
-    finally:
-        await rc.aclose()
+    async with backend_client(request, request.param) as client:
+        yield RedisStorage(client)
 
 
 def unique() -> str:

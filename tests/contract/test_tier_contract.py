@@ -8,33 +8,24 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from tailguard.cache import Entry, MemoryTier, RedisTier, Tier
-from tests.services import RedisClusterInfo
+from tests.services import backend_client
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])
 async def tier_and_prefix(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Tier, str]]:
-    kind = request.param
-    if kind == "memory":
+    if request.param == "memory":
         yield MemoryTier(), "k:"
         return
-    if kind == "redis":
-        prefix: str = request.getfixturevalue("redis_prefix")
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
-        try:
-            yield RedisTier(client), prefix
-        finally:
-            await client.aclose()
-        return
-    cluster: RedisClusterInfo = request.getfixturevalue("redis_cluster")
-    rc = RedisCluster.from_url(cluster.url)
-    try:
-        yield RedisTier(rc, name="cluster"), f"tgtest:{uuid.uuid4().hex}:"
-    finally:
-        await rc.aclose()
+    # The redis_prefix fixture cleans the local server's keys; the cluster is the session's own.
+    prefix = (
+        request.getfixturevalue("redis_prefix")
+        if request.param == "redis"
+        else f"tgtest:{uuid.uuid4().hex}:"
+    )
+    async with backend_client(request, request.param) as client:
+        yield RedisTier(client, name=request.param), prefix
 
 
 def fresh(value: object, ttl: float = 60.0) -> Entry:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,15 +15,6 @@ from tailguard.cache import CacheKey, MemoryTier, RedisTier, TieredCache
 from tailguard.events import CacheError, CircuitStateChanged, HookRegistry
 from tailguard.testing import RecordingHook
 from tests.services import KillableRedis, RedisClusterInfo
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_two_instances_share_l2_and_promote_into_their_own_l1(
