@@ -9,6 +9,7 @@ the rate limits: ``MemoryStorage`` or ``RedisStorage`` (a sorted set of tokens b
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from tailguard.errors import ConfigurationError, RateLimitExceeded
 from tailguard.ratelimit.storage.base import SlotStorage
 
 __all__ = ["ConcurrencyLimit", "Lease"]
+
+_log = logging.getLogger("tailguard.ratelimit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +66,35 @@ class ConcurrencyLimit:
 
     async def try_acquire(self, key: str, *, now: float | None = None) -> Lease | None:
         """A lease on a slot for ``key``, or None when all ``limit`` are held."""
-        token = uuid.uuid4().hex
-        ok, in_flight, _ = await self.storage.acquire_slot(
-            self.state_key(key), self.limit, self.lease, token, now
-        )
+        ok, in_flight, _, token = await self._take(key, now)
         return Lease(key, token, in_flight) if ok else None
 
     async def acquire(self, key: str) -> Lease:
         """A lease, or ``RateLimitExceeded`` (with ``retry_after``) when none is free."""
-        token = uuid.uuid4().hex
-        ok, in_flight, retry_after = await self.storage.acquire_slot(
-            self.state_key(key), self.limit, self.lease, token, None
-        )
+        ok, in_flight, retry_after, token = await self._take(key, None)
         if not ok:
             raise RateLimitExceeded(key, limit=f"{self.limit} in flight", retry_after=retry_after)
         return Lease(key, token, in_flight)
+
+    async def _take(self, key: str, now: float | None) -> tuple[bool, int, float, str]:
+        token = uuid.uuid4().hex
+        state_key = self.state_key(key)
+        try:
+            ok, in_flight, retry_after = await self.storage.acquire_slot(
+                state_key, self.limit, self.lease, token, now
+            )
+        except asyncio.CancelledError:
+            # The storage may have granted the lease before the cancellation reached us (a
+            # reply still on the wire): give it back now rather than when it expires.
+            await asyncio.shield(self._give_back(state_key, token))
+            raise
+        return ok, in_flight, retry_after, token
+
+    async def _give_back(self, state_key: str, token: str) -> None:
+        try:
+            await self.storage.release_slot(state_key, token)  # a no-op if never granted
+        except Exception as exc:  # the lease expires by itself; nothing more to do
+            _log.warning("could not give back a cancelled lease on %s: %s", state_key, exc)
 
     async def release(self, lease: Lease) -> None:
         """Give the slot back (no error if it had expired)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from typing import Any
@@ -174,3 +175,35 @@ def test_periods_that_differ_beyond_six_digits_keep_separate_state() -> None:
     b = GCRA("1/1.0000002 seconds")
     assert a.key_tails != b.key_tails
     assert GCRA("5/minute").key_tails == ["}:g:5/60"]
+
+
+class _ReplyInFlight:
+    """A slot storage whose grant is decided but not yet delivered (a Redis reply still on
+    the wire when the caller is cancelled): an adapter-seam fake around the memory storage."""
+
+    def __init__(self, inner: MemoryStorage) -> None:
+        self.inner = inner
+        self.granted = asyncio.Event()
+
+    async def acquire_slot(
+        self, key: str, limit: int, lease: float, token: str, now: float | None
+    ) -> tuple[bool, int, float]:
+        result = await self.inner.acquire_slot(key, limit, lease, token, now)
+        self.granted.set()
+        await asyncio.Event().wait()  # the reply never arrives before the cancellation
+        return result
+
+    async def release_slot(self, key: str, token: str) -> None:
+        await self.inner.release_slot(key, token)
+
+
+async def test_cancelling_acquire_after_the_grant_gives_the_slot_back() -> None:
+    memory = MemoryStorage()
+    slow = _ReplyInFlight(memory)
+    task = asyncio.create_task(ConcurrencyLimit(1, storage=slow).acquire("k"))
+    await slow.granted.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Without the give-back the one slot stays held for the whole 30 s lease.
+    assert await ConcurrencyLimit(1, storage=memory).try_acquire("k") is not None
