@@ -36,6 +36,61 @@ _CONCURRENCY = (
 ).read_text()
 
 
+def _arg(value: bytes) -> bytes:
+    """One bulk string of the Redis protocol."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+class _Static:
+    """What every check of one algorithm sends: its script, the limit arguments, and the
+    EVALSHA up to the keys, then from the cost on, encoded once."""
+
+    __slots__ = ("_tails", "head", "limits", "source")
+
+    def __init__(self, algorithm: Algorithm) -> None:
+        self.source = script_source(algorithm.name)
+        # As bytes: redis-py sends bytes as they are, and encodes anything else per call.
+        self.limits: list[bytes] = []
+        for rate in algorithm.rates:
+            self.limits += [b"%d" % rate.limit, repr(rate.period).encode(), b"%d" % rate.capacity]
+        sha = hashlib.sha1(self.source.encode()).hexdigest().encode()
+        n_keys = len(algorithm.rates)
+        # EVALSHA sha numkeys key... now("" = the server's TIME) cost limits...
+        self.head = b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + n_keys + 2 + len(self.limits))
+        self.head += _arg(sha) + _arg(b"%d" % n_keys)
+        self._tails: dict[int, bytes] = {}
+
+    def tail(self, cost: int) -> bytes:
+        tail = self._tails.get(cost)
+        if tail is None:
+            tail = _arg(b"") + _arg(b"%d" % cost) + b"".join(map(_arg, self.limits))
+            if len(self._tails) < 16:
+                self._tails[cost] = tail
+        return tail
+
+
+def _no_script(exc: Exception) -> bool:
+    """Whether the server answered that it does not know the script."""
+    return type(exc).__name__ == "NoScriptError" or "NOSCRIPT" in str(exc)
+
+
+def _plain_pool(client: Any) -> tuple[Any, tuple[type[BaseException], ...]]:
+    """The connection pool of a plain ``redis.asyncio.Redis`` (pooled connections to one
+    server, UTF-8 keys), whose checks can go pre-encoded, and its connection errors; ``None``
+    for anything else (a cluster, a single-connection client, a subclass)."""
+    try:
+        from redis.asyncio import Redis
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover - the redis extra is what brings this storage
+        return None, ()
+    if type(client) is not Redis or client.single_connection_client:
+        return None, ()
+    pool = client.connection_pool
+    if str(pool.connection_kwargs.get("encoding", "utf-8")).lower().replace("-", "") != "utf8":
+        return None, ()
+    return pool, (RedisConnectionError,)
+
+
 class RedisStorage:
     """Rate-limit state in Redis or a Redis Cluster (a ``redis.asyncio`` client).
 
@@ -48,36 +103,71 @@ class RedisStorage:
         self, client: Any, *, local_reject: bool = True, local_keys: int = 100_000
     ) -> None:
         self.client = client
-        self._shas: dict[str, str] = {}
+        self._shas: dict[str, bytes] = {}
         self.local_reject = local_reject
         self._local_keys = local_keys
         # (state key prefix, limits, key, cost) -> (monotonic time until which it is refused,
         # the refusal). Limiters with the same prefix and limits share state, and refusals.
         self._refused: dict[tuple[str, str, str, int], tuple[float, Decision]] = {}
+        self._pool, self._connection_errors = _plain_pool(client)
+
+    async def _eval_packed(self, static: _Static, keys: list[str], cost: int) -> Any:
+        """EVALSHA sent pre-encoded on a pooled connection of a plain ``redis.asyncio.Redis``.
+
+        It skips the client's per-command machinery (argument encoding, the retry wrapper,
+        its own metrics), which costs more than the script on the server. A NOSCRIPT reply
+        loads the script. A broken connection (a restarted server leaves every pooled one
+        stale) is tried once more on a fresh one; if it broke after the server ran the
+        script, that request counts twice."""
+        parts = [static.head]
+        for k in keys:
+            kb = k.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(kb), kb))
+        parts.append(static.tail(cost))
+        packed = b"".join(parts)
+        pool = self._pool
+        reconnected = reloaded = False
+        while True:
+            conn = await pool.get_connection()
+            try:
+                # redis-py disconnects the connection itself on an error or a cancellation
+                # mid-command, so a half-read reply never reaches the next user.
+                await conn.send_packed_command(packed)
+                return await conn.read_response()
+            except self._connection_errors:
+                if reconnected:
+                    raise
+                reconnected = True
+            except Exception as exc:
+                if reloaded or not _no_script(exc):
+                    raise
+                reloaded = True
+                # On this connection: it just answered, where another may be stale.
+                await conn.send_command("SCRIPT", "LOAD", static.source)
+                await conn.read_response()
+            finally:
+                await pool.release(conn)
 
     async def _eval(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA the script, loading it first if the server does not know it."""
         sha = self._shas.get(name)
         if sha is None:
-            sha = self._shas[name] = hashlib.sha1(source.encode()).hexdigest()
+            sha = self._shas[name] = hashlib.sha1(source.encode()).hexdigest().encode()
         try:
             return await self.client.evalsha(sha, len(keys), *keys, *args)
         except Exception as exc:
-            if type(exc).__name__ != "NoScriptError" and "NOSCRIPT" not in str(exc):
+            if not _no_script(exc):
                 raise
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
     @staticmethod
-    def _static(algorithm: Algorithm) -> tuple[str, list[Any]]:
-        """The script and the limit arguments of ``algorithm``, computed once and kept on it
-        (not here: limiters come and go, a storage lives long)."""
-        cached: tuple[str, list[Any]] | None = getattr(algorithm, "_redis_static", None)
+    def _static(algorithm: Algorithm) -> _Static:
+        """The script, the limit arguments and the wire form of ``algorithm``'s checks,
+        computed once and kept on it (not here: limiters come and go, a storage lives long)."""
+        cached: _Static | None = getattr(algorithm, "_redis_static", None)
         if cached is None:
-            args: list[Any] = []
-            for rate in algorithm.rates:
-                args += [rate.limit, repr(rate.period), rate.capacity]
-            cached = (script_source(algorithm.name), args)
+            cached = _Static(algorithm)
             algorithm._redis_static = cached  # type: ignore[attr-defined]
         return cached
 
@@ -103,10 +193,14 @@ class RedisStorage:
     async def _apply(
         self, algorithm: Algorithm, key: str, cost: int, now: float | None
     ) -> Decision:
-        source, limits = self._static(algorithm)
-        args = ["" if now is None else repr(now), cost, *limits]
+        static = self._static(algorithm)
+        keys = state_keys(algorithm, key)
         try:
-            reply = await self._eval(algorithm.name, source, state_keys(algorithm, key), args)
+            if self._pool is not None and now is None:
+                reply = await self._eval_packed(static, keys, cost)
+            else:
+                args = [b"" if now is None else repr(now), b"%d" % cost, *static.limits]
+                reply = await self._eval(algorithm.name, static.source, keys, args)
         except Exception as exc:
             raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
         rates = algorithm.rates
