@@ -116,6 +116,9 @@ class Algorithm:
         """The largest cost ``rate`` can ever admit at once."""
         return rate.limit
 
+    # Whether ``record`` keeps the outcome's state as it is (lets the memory storage skip it).
+    keeps_outcome: ClassVar[bool] = True
+
     def record(self, state: Any, now: float, cost: int) -> Any:
         """The state to keep once every limit admitted the request (the outcome's by
         default; a log appends the request here, so that a refusal leaves no trace)."""
@@ -162,6 +165,8 @@ class SlidingLog(Algorithm):
         # The entry whose expiry makes room for ``cost`` more.
         retry = log[count + cost - rate.limit - 1] + rate.period - now
         return (False, state, max(0, rate.limit - count), reset, _after(max(retry, 0.0)), 0.0)
+
+    keeps_outcome = False
 
     def record(self, state: Any, now: float, cost: int) -> Any:
         state.extend([now] * cost)

@@ -207,3 +207,12 @@ async def test_cancelling_acquire_after_the_grant_gives_the_slot_back() -> None:
         await task
     # Without the give-back the one slot stays held for the whole 30 s lease.
     assert await ConcurrencyLimit(1, storage=memory).try_acquire("k") is not None
+
+
+def test_an_algorithm_that_records_more_than_its_outcome_says_so() -> None:
+    # The memory storage skips record() for algorithms that keep the outcome as it is.
+    from tailguard.ratelimit.algorithms import Algorithm
+
+    for cls in Algorithm.__subclasses__():
+        overrides = cls.record is not Algorithm.record
+        assert cls.keeps_outcome is not overrides, cls.__name__

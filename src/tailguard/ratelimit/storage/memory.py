@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tailguard.ratelimit.decision import Decision, combine
+from tailguard.ratelimit.decision import Decision, combine, new_decision
 
 if TYPE_CHECKING:
     from tailguard.ratelimit.algorithms import Algorithm
@@ -45,8 +45,9 @@ class MemoryStorage:
             state = record[1] if record is not None and record[0] > now else None
             o = algorithm.step(state, rates[0], now, cost)
             if o[0]:
-                data[k] = (now + o[5], algorithm.record(o[1], now, cost))
-            return Decision(o[0], rates[0].limit, o[2], o[3], o[4])
+                kept = o[1] if algorithm.keeps_outcome else algorithm.record(o[1], now, cost)
+                data[k] = (now + o[5], kept)
+            return new_decision(Decision, (o[0], rates[0].limit, o[2], o[3], o[4], 0))
         keys = [head + tail for tail in algorithm.key_tails]
         outcomes = []
         for rate, k in zip(rates, keys, strict=True):

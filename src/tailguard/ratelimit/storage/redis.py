@@ -15,7 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from tailguard.errors import BackendUnavailable
-from tailguard.ratelimit.decision import Decision, Outcome, combine
+from tailguard.ratelimit.decision import Decision, Outcome, combine, new_decision
 from tailguard.ratelimit.storage.base import state_keys
 
 if TYPE_CHECKING:
@@ -205,7 +205,10 @@ class RedisStorage:
             raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
         rates = algorithm.rates
         if len(rates) == 1:
-            return Decision(reply[0] == 1, rates[0].limit, reply[1], reply[2] / 1e6, reply[3] / 1e6)
+            return new_decision(
+                Decision,
+                (reply[0] == 1, rates[0].limit, reply[1], reply[2] / 1e6, reply[3] / 1e6, 0),
+            )
         outcomes: list[Outcome] = [
             (reply[i] == 1, None, reply[i + 1], reply[i + 2] / 1e6, reply[i + 3] / 1e6, 0.0)
             for i in range(0, len(reply), 4)
