@@ -37,6 +37,7 @@ __all__ = [
     "Hook",
     "HookRegistry",
     "LimitChanged",
+    "RateLimited",
     "RetryGaveUp",
     "RetryScheduled",
     "TimeoutExpired",
@@ -184,6 +185,19 @@ class CacheInvalidated(Event):
 
     tier: str
     key: str
+
+
+# --- rate limiting --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited(Event):
+    """Limiter ``name`` refused a request: ``limit`` is the limit that decided (as written,
+    e.g. ``"100/minute"``), ``retry_after`` seconds until it could pass. The key is left out:
+    it is usually a user or an IP, and would make an unbounded metric label."""
+
+    limit: str
+    retry_after: float
 
 
 # --- registry -----------------------------------------------------------------------------

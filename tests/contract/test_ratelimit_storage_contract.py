@@ -39,7 +39,7 @@ def unique() -> str:
     return f"tgtest:{uuid.uuid4().hex}"
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.script)
 async def test_admits_the_limit_then_refuses_with_retry_after(
     storage: Storage, algorithm: type[Algorithm]
 ) -> None:
@@ -52,7 +52,7 @@ async def test_admits_the_limit_then_refuses_with_retry_after(
     assert decisions[0].retry_after == 0
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.script)
 async def test_server_time_is_used_when_no_time_is_given(
     storage: Storage, algorithm: type[Algorithm]
 ) -> None:
@@ -60,7 +60,7 @@ async def test_server_time_is_used_when_no_time_is_given(
     assert [(await limiter.check("k")).allowed for _ in range(3)] == [True, True, False]
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.script)
 async def test_several_limits_share_one_slot_and_one_step(
     storage: Storage, algorithm: type[Algorithm]
 ) -> None:
@@ -77,7 +77,7 @@ steps = st.lists(
 )
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.script)
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -117,7 +117,7 @@ retry_steps = st.lists(
 )
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.name)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.script)
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -96,6 +96,7 @@ def test_errors_events_and_testing_names() -> None:
         "Hook",
         "HookRegistry",
         "LimitChanged",
+        "RateLimited",
         "RetryGaveUp",
         "RetryScheduled",
         "TimeoutExpired",

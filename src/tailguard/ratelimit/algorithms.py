@@ -21,6 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tailguard.errors import ConfigurationError, RateLimitExceeded
+from tailguard.events import RateLimited, hooks
 from tailguard.ratelimit.decision import Decision, Outcome, combine
 from tailguard.ratelimit.rate import Rate, parse_rates
 from tailguard.ratelimit.storage.memory import MemoryStorage
@@ -57,10 +58,12 @@ class Algorithm:
 
     ``await limiter.check(key)`` returns a :class:`Decision`; ``await limiter.acquire(key)``
     raises :class:`~tailguard.errors.RateLimitExceeded` with ``retry_after`` when refused.
-    ``storage`` defaults to a fresh ``MemoryStorage``.
+    ``storage`` defaults to a fresh ``MemoryStorage``. ``name`` labels the limiter's
+    :class:`~tailguard.events.RateLimited` events (and so its metrics); default: the
+    algorithm and its limits.
     """
 
-    name: ClassVar[str]
+    script: ClassVar[str]  # the Lua script in lua/ that runs it in Redis
     code: ClassVar[str]  # short, in key names: Redis keeps every key's name in memory
 
     def __init__(
@@ -69,6 +72,7 @@ class Algorithm:
         *,
         storage: Storage | None = None,
         prefix: str = "tg:rl",
+        name: str | None = None,
     ) -> None:
         self.rates: list[Rate] = parse_rates(rate)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
@@ -76,6 +80,8 @@ class Algorithm:
             raise ConfigurationError("prefix", prefix, "non-empty text without braces")
         self.prefix = prefix
         self.description = ", ".join(map(str, self.rates))
+        # In events and metrics: say what it limits (name="login"); a key is never a name.
+        self.name = name if name is not None else f"{type(self).__name__} {self.description}"
         # "{prefix}:{" + key + "}" + suffix: the key between braces is the hash tag.
         self.key_head = f"{prefix}:{{"
         self.key_tails = [
@@ -98,8 +104,13 @@ class Algorithm:
             )
         memory = self._memory
         if memory is not None:  # no second coroutine for the in-process storage
-            return memory.apply_now(self, key, cost, memory.now() if now is None else now)
-        return await self.storage.apply(self, key, cost, now)
+            decision = memory.apply_now(self, key, cost, memory.now() if now is None else now)
+        else:
+            decision = await self.storage.apply(self, key, cost, now)
+        if hooks.active and not decision.allowed:
+            limit = str(self.rates[decision.policy])
+            hooks.emit(RateLimited(self.name, limit, decision.retry_after))
+        return decision
 
     async def acquire(self, key: str, cost: int = 1) -> Decision:
         """Like ``check``, but raise ``RateLimitExceeded`` when refused."""
@@ -131,7 +142,7 @@ class Algorithm:
 class FixedWindow(Algorithm):
     """At most ``limit`` requests per window of ``period`` seconds aligned on the clock."""
 
-    name = "fixed_window"
+    script = "fixed_window"
     code = "fw"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
@@ -150,7 +161,7 @@ class SlidingLog(Algorithm):
     Memory grows with the limit (one entry per admitted request in the window).
     """
 
-    name = "sliding_log"
+    script = "sliding_log"
     code = "sl"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
@@ -177,7 +188,7 @@ class SlidingWindowCounter(Algorithm):
     """About ``limit`` requests in any ``period`` seconds, from two counters: the previous
     window's count, weighted by how much of it still overlaps, plus the current one's."""
 
-    name = "sliding_window_counter"
+    script = "sliding_window_counter"
     code = "swc"
 
     def step(self, state: Any, rate: Rate, now: float, cost: int) -> Outcome:
@@ -211,7 +222,7 @@ class GCRA(Algorithm):
     """Token-bucket semantics with one timestamp per key (the theoretical arrival time):
     ``limit`` per ``period`` on average, ``burst`` (default ``limit``) at once."""
 
-    name = "gcra"
+    script = "gcra"
     code = "g"
 
     def largest_request(self, rate: Rate) -> int:

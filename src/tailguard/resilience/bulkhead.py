@@ -31,7 +31,17 @@ class Bulkhead(PolicyBase):
     ``await bulkhead.call(fn, *args)``, ``@bulkhead`` or ``async with bulkhead:``.
     """
 
-    __slots__ = ("_active", "_hooks", "_limit", "_waiters", "max_queue", "max_wait", "name")
+    # __weakref__: observe.watch() holds bulkheads weakly.
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_hooks",
+        "_limit",
+        "_waiters",
+        "max_queue",
+        "max_wait",
+        "name",
+    )
 
     _kind = "bulkhead"
 

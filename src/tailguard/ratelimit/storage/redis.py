@@ -48,7 +48,7 @@ class _Static:
     __slots__ = ("_tails", "head", "limits", "source")
 
     def __init__(self, algorithm: Algorithm) -> None:
-        self.source = script_source(algorithm.name)
+        self.source = script_source(algorithm.script)
         # As bytes: redis-py sends bytes as they are, and encodes anything else per call.
         self.limits: list[bytes] = []
         for rate in algorithm.rates:
@@ -200,7 +200,7 @@ class RedisStorage:
                 reply = await self._eval_packed(static, keys, cost)
             else:
                 args = [b"" if now is None else repr(now), b"%d" % cost, *static.limits]
-                reply = await self._eval(algorithm.name, static.source, keys, args)
+                reply = await self._eval(algorithm.script, static.source, keys, args)
         except Exception as exc:
             raise BackendUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
         rates = algorithm.rates
