@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 EXTRAS := redis,postgres,otel,observe,shop,bench,dev
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test test-fast lint typecheck bench install clean
+.PHONY: test test-fast lint typecheck promtool bench install clean
 
 # The install step reruns only when pyproject.toml changes (the stamp carries its hash).
 $(STAMP): pyproject.toml
@@ -28,10 +28,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/tailguard tests/typing
 
-test: lint typecheck
+# promtool checks the generated SLO rules (tests/integration/test_slo_promtool.py).
+promtool:
+	bash .ci/install-promtool
+
+test: lint typecheck promtool
 	$(BIN)/pytest
 
-test-fast: lint typecheck
+test-fast: lint typecheck promtool
 	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP)

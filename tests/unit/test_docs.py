@@ -24,5 +24,6 @@ def test_doc_block_runs(
 ) -> None:
     if "TAILGUARD_REDIS_URL" in code:  # the example talks to Redis: give it the test server
         monkeypatch.setenv("TAILGUARD_REDIS_URL", request.getfixturevalue("redis_url"))
-    exec(compile(code, "<doc>", "exec"), {"__name__": "doc"})
+    # dont_inherit: a block runs as a user would run it, without this module's __future__.
+    exec(compile(code, "<doc>", "exec", dont_inherit=True), {"__name__": "doc"})
     assert capsys.readouterr().out.strip(), "every example prints what it shows"

@@ -170,3 +170,51 @@ def test_ratelimit_names() -> None:
         "client_ip",
         "parse_rates",
     ]
+
+
+def test_observe_names() -> None:
+    import tailguard.observe
+
+    assert sorted(tailguard.observe.__all__) == [
+        "BurnRateAlert",
+        "ConnectionLeak",
+        "EventMetrics",
+        "GoldenSignals",
+        "LATENCY_BUCKETS",
+        "LoopLag",
+        "NPlusOne",
+        "NPlusOneDetected",
+        "QueryCounter",
+        "QueryCounterMiddleware",
+        "QueryStats",
+        "REGISTRY",
+        "SLO",
+        "SoakReport",
+        "SpanEvents",
+        "assert_no_leaks",
+        "checked_out",
+        "current_trace_id",
+        "exemplar",
+        "memory_exporter",
+        "metrics_app",
+        "monitor",
+        "profile_performance",
+        "redis_in_use",
+        "route_template",
+        "setup_tracing",
+        "shutdown_tracing",
+        "soak",
+        "traced",
+        "use_tracer_provider",
+        "watch",
+        "watch_process",
+    ]
+    for name in tailguard.observe.__all__:
+        assert getattr(tailguard.observe, name) is not None, name
+
+
+def test_metrics_alone_import_no_orm_yaml_or_tracing() -> None:
+    heavy = ["sqlalchemy", "opentelemetry", "yaml", "pyinstrument"]
+    code = f"import sys, tailguard.observe;print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

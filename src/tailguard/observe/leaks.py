@@ -1,0 +1,181 @@
+"""Leak checks: connections still checked out of a pool, and memory that grows with requests.
+
+::
+
+    assert_no_leaks(engine, redis_client)   # after a request or a test: raises ConnectionLeak
+    report = await soak(handle_one_request, requests=10_000)
+    report.growth_per_1000, report.top, report.leaking()
+
+``checked_out`` reads a SQLAlchemy pool (``Engine``, ``AsyncEngine`` or the pool itself);
+``redis_in_use`` a ``redis.asyncio`` client's pool (or every node's, for ``RedisCluster``).
+Nothing from redis is imported: it is an optional dependency.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool
+
+from tailguard.errors import ConfigurationError, TailguardError
+
+__all__ = [
+    "ConnectionLeak",
+    "SoakReport",
+    "assert_no_leaks",
+    "checked_out",
+    "redis_in_use",
+    "soak",
+]
+
+
+class ConnectionLeak(TailguardError):
+    """Connections are still checked out: ``leaks`` lists ``(pool name, count)`` pairs."""
+
+    def __init__(self, leaks: list[tuple[str, int]]) -> None:
+        what = "; ".join(
+            f"{count} connection(s) still checked out of {name}" for name, count in leaks
+        )
+        super().__init__(what)
+        self.leaks = leaks
+
+
+def _pool(resource: Engine | AsyncEngine | Pool) -> Pool:
+    if isinstance(resource, AsyncEngine):
+        return resource.sync_engine.pool
+    return resource.pool if isinstance(resource, Engine) else resource
+
+
+def checked_out(engine: Engine | AsyncEngine | Pool) -> int:
+    """Connections of ``engine``'s pool that are in use right now.
+
+    Needs a pool that counts them (``QueuePool``, ``AsyncAdaptedQueuePool``: the defaults of
+    server databases and SQLite files); ``NullPool`` and ``StaticPool`` raise ``TypeError``.
+    """
+    pool = _pool(engine)
+    count = getattr(pool, "checkedout", None)
+    if count is None:
+        raise TypeError(f"{type(pool).__name__} does not count checked-out connections")
+    return int(count())
+
+
+def redis_in_use(client: Any) -> int:
+    """Connections of a ``redis.asyncio`` client's pool that are in use (not idle) right now."""
+    if callable(getattr(client, "get_nodes", None)):  # RedisCluster: a free deque per node
+        return sum(
+            len(getattr(node, "_connections", ())) - len(getattr(node, "_free", ()))
+            for node in client.get_nodes()
+        )
+    pool = getattr(client, "connection_pool", client)
+    in_use = getattr(pool, "_in_use_connections", None)
+    if in_use is None:
+        raise TypeError(f"{type(client).__name__} is not a redis.asyncio client or pool")
+    return len(in_use)
+
+
+def _describe(resource: Any) -> tuple[str, int]:
+    if isinstance(resource, Engine | AsyncEngine):
+        return resource.url.render_as_string(hide_password=True), checked_out(resource)
+    if isinstance(resource, Pool):
+        return f"{type(resource).__name__} {id(resource):#x}", checked_out(resource)
+    return repr(resource), redis_in_use(resource)
+
+
+def assert_no_leaks(*resources: Any) -> None:
+    """Raise ``ConnectionLeak`` naming each engine, pool or redis client with a connection
+    still checked out."""
+    leaks = [(name, count) for name, count in map(_describe, resources) if count]
+    if leaks:
+        raise ConnectionLeak(leaks)
+
+
+@dataclass(frozen=True)
+class SoakReport:
+    """Memory traced by ``tracemalloc`` while a function ran ``requests`` times.
+
+    ``samples``: ``(requests done, traced bytes)`` every ``every`` requests, from 0;
+    ``growth_per_1000``: bytes per 1,000 requests (least-squares slope of the samples);
+    ``top``: the five source lines that grew most, ``"file:line: +N B (+M blocks)"``;
+    ``seconds``: wall time of the measured requests.
+    """
+
+    requests: int
+    every: int
+    samples: list[tuple[int, int]]
+    growth_per_1000: float
+    top: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def leaking(self, threshold_bytes_per_1000: float = 10_240) -> bool:
+        """Whether memory grew faster than ``threshold_bytes_per_1000`` bytes per 1,000
+        requests (default 10 KiB: about 10 bytes a request)."""
+        return self.growth_per_1000 > threshold_bytes_per_1000
+
+
+def _slope(points: list[tuple[int, int]]) -> float:
+    """Least-squares slope of y over x."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    return sxy / sxx if sxx else 0.0
+
+
+def _traced() -> int:
+    gc.collect()  # count what is reachable, not garbage waiting for the cycle collector
+    return tracemalloc.get_traced_memory()[0]
+
+
+async def soak(
+    fn: Callable[[], Awaitable[object]],
+    *,
+    requests: int = 10_000,
+    every: int = 1_000,
+    warmup: int = 1_000,
+) -> SoakReport:
+    """Await ``fn()`` ``warmup`` times (caches fill, not measured), then ``requests`` times
+    with ``tracemalloc`` sampling traced memory every ``every`` calls.
+
+    Tracing is started if it was off, and then stopped again; if it was on, it stays on.
+    """
+    if every < 1 or requests < 2 * every:
+        raise ConfigurationError("requests", requests, f"at least 2 x every ({every})")
+    if warmup < 0:
+        raise ConfigurationError("warmup", warmup, "an integer >= 0")
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        for _ in range(warmup):
+            await fn()
+        begin = time.perf_counter()
+        samples = [(0, _traced())]
+        before = tracemalloc.take_snapshot()
+        for done in range(1, requests + 1):
+            await fn()
+            if done % every == 0:
+                samples.append((done, _traced()))
+        seconds = time.perf_counter() - begin
+        after = tracemalloc.take_snapshot()
+    finally:
+        if started:
+            tracemalloc.stop()
+    ignore = (
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, __file__),
+    )
+    stats = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
+    top = [
+        f"{s.traceback[0].filename}:{s.traceback[0].lineno}: "
+        f"{s.size_diff:+,} B ({s.count_diff:+,} blocks)"
+        for s in [s for s in stats if s.size_diff > 0][:5]
+    ]
+    return SoakReport(requests, every, samples, _slope(samples) * 1_000, top, seconds)

@@ -1,0 +1,328 @@
+"""``QueryCounter``: SQL statements per unit of work, and N+1 detection, on SQLAlchemy events.
+
+::
+
+    counter = QueryCounter(engine, threshold=5, on_n_plus_one="warn")
+    async with counter.scope("GET /orders") as stats:
+        await handler()
+    stats.count, stats.by_shape, stats.n_plus_one
+
+A statement's *shape* is its SQL with comments dropped, whitespace collapsed, literals and
+placeholders turned into ``?`` and ``IN (?, ?, ?)`` / multi-row ``VALUES`` lists collapsed. An
+N+1 finding is one shape executed ``threshold`` times or more in one scope, with at least
+``threshold`` distinct parameter sets: the loop that should have been one query. At the end of
+a scope, ``"warn"`` logs a warning per finding on ``tailguard.observe.queries`` (production),
+``"raise"`` raises ``NPlusOneDetected`` (tests), ``"ignore"`` only records.
+
+Scopes live in a ``ContextVar``, so concurrent requests on one event loop never mix; a statement
+outside every scope only adds to ``QueryCounter.total``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tailguard.errors import ConfigurationError, TailguardError
+
+__all__ = [
+    "NPlusOne",
+    "NPlusOneDetected",
+    "QueryCounter",
+    "QueryCounterMiddleware",
+    "QueryStats",
+    "ShapeStats",
+    "statement_shape",
+]
+
+OnNPlusOne = Literal["warn", "raise", "ignore"]
+
+_log = logging.getLogger("tailguard.observe.queries")
+_MAX_DISTINCT = 10_000  # parameter-set hashes kept per shape and scope, to bound memory
+_MAX_STATEMENTS = 10_000  # SQL strings kept per scope (a long-lived scope must not grow forever)
+
+_TOKEN = re.compile(
+    r"""(?P<ident>"(?:[^"]|"")*")                   # a quoted identifier: kept
+      | (?P<comment>/\*.*?\*/|--[^\n]*)              # dropped
+      | (?P<value>'(?:[^']|'')*'                     # string literal
+         | \$\d+ | %\(\w+\)s | %s                    # numeric_dollar, pyformat, format
+         | (?<![:\w]):[A-Za-z_]\w*                   # named (never a ::cast)
+         | __\[POSTCOMPILE_\w+\]                     # an IN list not yet expanded
+         | (?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b)
+    """,
+    re.S | re.X,
+)
+_CAST = r"(?:::\w+(?:\([?, ]*\))?)?"  # asyncpg renders $1::INTEGER
+_IN_LIST = re.compile(rf"\bIN \(\?{_CAST}(?: ?, ?\?{_CAST})*\)", re.I)
+_VALUES = re.compile(r"\bVALUES (\([^()]*\))(?: ?, ?\1)+", re.I)
+
+
+def _replace(match: re.Match[str]) -> str:
+    if match.lastgroup == "ident":
+        return match.group()
+    return " " if match.lastgroup == "comment" else "?"
+
+
+@functools.lru_cache(maxsize=4096)
+def statement_shape(sql: str) -> str:
+    """``sql`` normalised so that one query with other values has one shape:
+    ``SELECT a FROM t WHERE id IN ($1::INTEGER, $2::INTEGER)`` ->
+    ``SELECT a FROM t WHERE id IN (...)``. Cached per distinct string (4,096 of them)."""
+    shape = " ".join(_TOKEN.sub(_replace, sql).split())
+    shape = _IN_LIST.sub("IN (...)", shape)
+    return _VALUES.sub(r"VALUES \1", shape)
+
+
+_executemany_ids = itertools.count()
+
+
+def _parameters_key(parameters: Any, executemany: bool) -> int:
+    """A hash of one parameter set (never the values themselves, to bound memory)."""
+    if executemany:  # one call with many rows: its own parameter set, never hashed row by row
+        return hash(("executemany", next(_executemany_ids)))
+    kind = type(parameters)
+    if kind is dict:  # the usual shapes first: an isinstance() on an ABC costs more
+        values: Any = tuple(parameters.values())
+    elif kind is tuple:
+        values = parameters
+    elif isinstance(parameters, Mapping):
+        values = tuple(parameters.values())
+    elif isinstance(parameters, list | tuple):
+        values = tuple(parameters)
+    else:
+        values = parameters
+    try:
+        return hash(values)
+    except TypeError:  # a list or dict value (ARRAY, JSON)
+        return hash(repr(values))
+
+
+@dataclass
+class ShapeStats:
+    """One statement shape in one scope: ``count`` executions, ``distinct`` parameter sets."""
+
+    count: int = 0
+    keys: set[int] = field(default_factory=set, repr=False)
+
+    @property
+    def distinct(self) -> int:
+        """Distinct parameter sets seen (counting stops at 10,000)."""
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class NPlusOne:
+    """``shape`` ran ``count`` times in the scope ``scope``, with ``distinct`` parameter sets."""
+
+    shape: str
+    count: int
+    scope: str
+    distinct: int = 0
+
+    def __str__(self) -> str:
+        shape = self.shape if len(self.shape) <= 300 else self.shape[:297] + "..."
+        return f"{self.count} x {shape} ({self.distinct} distinct parameter sets)"
+
+
+class NPlusOneDetected(TailguardError):
+    """A scope ran the same statement shape once per row: ``findings`` lists each one."""
+
+    def __init__(self, findings: list[NPlusOne]) -> None:
+        scope = findings[0].scope if findings else ""
+        lines = "".join(f"\n  {finding}" for finding in findings)
+        super().__init__(f"N+1 queries in {scope!r}:{lines}")
+        self.findings = findings
+
+
+@dataclass
+class QueryStats:
+    """What one scope executed: ``count`` statements, per shape in ``by_shape``, the SQL
+    strings in order in ``statements`` (the first 10,000)."""
+
+    name: str
+    threshold: int
+    count: int = 0
+    by_shape: dict[str, ShapeStats] = field(default_factory=dict)
+    statements: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def n_plus_one(self) -> list[NPlusOne]:
+        """Shapes run at least ``threshold`` times with ``threshold`` distinct parameter sets,
+        the most frequent first."""
+        found = [
+            NPlusOne(shape, s.count, self.name, s.distinct)
+            for shape, s in self.by_shape.items()
+            if s.count >= self.threshold and s.distinct >= self.threshold
+        ]
+        return sorted(found, key=lambda f: -f.count)
+
+    def record(self, statement: str, shape: str, key: int) -> None:
+        self.count += 1
+        if len(self.statements) < _MAX_STATEMENTS:
+            self.statements.append(statement)
+        stats = self.by_shape.get(shape)
+        if stats is None:
+            stats = self.by_shape[shape] = ShapeStats()
+        stats.count += 1
+        if len(stats.keys) < _MAX_DISTINCT:
+            stats.keys.add(key)
+
+
+# One variable for every counter (ContextVars should not be created per instance): the active
+# scopes of the current task, innermost last; each statement goes to its own counter's scopes.
+_SCOPES: ContextVar[tuple[tuple[QueryCounter, QueryStats], ...]] = ContextVar(
+    "tailguard_query_scopes", default=()
+)
+
+
+class QueryCounter:
+    """Counts the statements ``engine`` sends to the database, per scope, and finds N+1 loops.
+
+    ``threshold``: executions (and distinct parameter sets) of one shape that make a finding.
+    ``on_n_plus_one``: ``"warn"`` (log), ``"raise"`` (``NPlusOneDetected``) or ``"ignore"``.
+    Use as a context manager, or call ``close()``, to detach from the engine.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | AsyncEngine,
+        *,
+        threshold: int = 5,
+        on_n_plus_one: OnNPlusOne = "warn",
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if threshold < 2:
+            raise ConfigurationError("threshold", threshold, "an integer >= 2")
+        if on_n_plus_one not in ("warn", "raise", "ignore"):
+            raise ConfigurationError("on_n_plus_one", on_n_plus_one, "'warn', 'raise' or 'ignore'")
+        self.engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+        self.threshold = threshold
+        self.on_n_plus_one: OnNPlusOne = on_n_plus_one
+        self.logger = logger or _log
+        self.total = 0  # every statement seen, in a scope or not
+        self._everywhere: list[QueryStats] = []  # scopes opened with all_tasks=True
+        self._listener = self._before_cursor_execute
+        event.listen(self.engine, "before_cursor_execute", self._listener)
+
+    def _before_cursor_execute(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        self.total += 1
+        scopes = _SCOPES.get()
+        if not scopes and not self._everywhere:
+            return
+        shape = statement_shape(statement)
+        key = _parameters_key(parameters, executemany)
+        for counter, stats in scopes:
+            if counter is self:
+                stats.record(statement, shape, key)
+        for stats in self._everywhere:
+            stats.record(statement, shape, key)
+
+    def scope(self, name: str, *, all_tasks: bool = False) -> _Scope:
+        """A unit of work named ``name`` (``with`` or ``async with``; yields ``QueryStats``).
+
+        It sees the statements of the current task and of the tasks it starts; with
+        ``all_tasks=True``, every statement on the engine while it is open (a whole test).
+        """
+        return _Scope(self, QueryStats(name, self.threshold), all_tasks)
+
+    def report(self, stats: QueryStats) -> None:
+        """Act on ``stats``' findings as ``on_n_plus_one`` says (scopes call it at exit)."""
+        findings = stats.n_plus_one
+        if not findings or self.on_n_plus_one == "ignore":
+            return
+        if self.on_n_plus_one == "raise":
+            raise NPlusOneDetected(findings)
+        for finding in findings:
+            self.logger.warning("N+1 queries in %r: %s", finding.scope, finding)
+
+    def close(self) -> None:
+        """Stop listening to the engine (idempotent)."""
+        if event.contains(self.engine, "before_cursor_execute", self._listener):
+            event.remove(self.engine, "before_cursor_execute", self._listener)
+
+    def __enter__(self) -> QueryCounter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Scope:
+    """The context manager ``QueryCounter.scope()`` returns."""
+
+    def __init__(self, counter: QueryCounter, stats: QueryStats, all_tasks: bool) -> None:
+        self.counter = counter
+        self.stats = stats
+        self.all_tasks = all_tasks
+        self._token: Token[tuple[tuple[QueryCounter, QueryStats], ...]] | None = None
+
+    def __enter__(self) -> QueryStats:
+        if self.all_tasks:
+            self.counter._everywhere.append(self.stats)
+        else:
+            self._token = _SCOPES.set((*_SCOPES.get(), (self.counter, self.stats)))
+        return self.stats
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self.all_tasks:
+            self.counter._everywhere.remove(self.stats)
+        elif self._token is not None:
+            try:
+                _SCOPES.reset(self._token)
+            except ValueError:  # exited in another context than entered: drop just this scope
+                _SCOPES.set(tuple(s for s in _SCOPES.get() if s[1] is not self.stats))
+            self._token = None
+        if exc_type is None or self.counter.on_n_plus_one == "warn":
+            self.counter.report(self.stats)  # "raise" never hides the error on its way
+
+    async def __aenter__(self) -> QueryStats:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.__exit__(exc_type, *rest)
+
+
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Message, _Receive, _Send], Awaitable[None]]
+
+
+class QueryCounterMiddleware:
+    """Pure ASGI: one ``counter`` scope per HTTP request, named ``"GET /orders/{id}"`` (the
+    route template, when the framework set ``scope["route"]``; else the raw path)."""
+
+    def __init__(self, app: _ASGIApp, *, counter: QueryCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: _Message, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        with self.counter.scope(f"{method} {scope.get('path', '')}") as stats:
+            try:
+                await self.app(scope, receive, send)
+            finally:  # the router sets the route while the app runs
+                template = getattr(scope.get("route"), "path", None)
+                if isinstance(template, str):
+                    stats.name = f"{method} {template}"

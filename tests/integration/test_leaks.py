@@ -1,0 +1,71 @@
+"""Leak checks on real PostgreSQL and Redis: a request that forgets to close its connection,
+session or pub/sub is caught; one that closes them passes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from tailguard.observe.leaks import ConnectionLeak, assert_no_leaks, checked_out, redis_in_use
+from tailguard.observe.pytest_plugin import LeakCheckFactory
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+async def test_forgotten_connection_is_caught(engine: AsyncEngine) -> None:
+    async def leaky_request() -> Any:
+        conn = await engine.connect()
+        await conn.execute(text("SELECT 1"))
+        return conn  # the handler forgot `await conn.close()`
+
+    conn = await leaky_request()
+    assert checked_out(engine) == 1
+    with pytest.raises(ConnectionLeak, match=r"1 connection\(s\) still checked out of postgresql"):
+        assert_no_leaks(engine)
+    await conn.close()
+    assert_no_leaks(engine)
+
+
+async def test_forgotten_session_is_caught(engine: AsyncEngine) -> None:
+    session = AsyncSession(engine)
+    await session.execute(text("SELECT 1"))  # a transaction holds its connection until closed
+    with pytest.raises(ConnectionLeak) as info:
+        assert_no_leaks(engine)
+    assert info.value.leaks == [(engine.url.render_as_string(hide_password=True), 1)]
+    await session.close()
+
+    async with AsyncSession(engine) as session:  # the fix
+        await session.execute(text("SELECT 1"))
+    assert_no_leaks(engine)
+
+
+async def test_forgotten_pubsub_is_caught(redis_client: Any) -> None:
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe("tgtest:leaks")  # a pub/sub keeps its own connection
+    assert redis_in_use(redis_client) == 1
+    with pytest.raises(ConnectionLeak, match=r"1 connection\(s\) still checked out of .*Redis"):
+        assert_no_leaks(redis_client)
+    await pubsub.aclose()
+    await redis_client.ping()
+    assert_no_leaks(redis_client)
+
+
+async def test_fixture_passes_a_clean_request(
+    engine: AsyncEngine,
+    redis_client: Any,
+    redis_prefix: str,
+    no_leaked_connections: LeakCheckFactory,
+) -> None:
+    no_leaked_connections(engine, redis_client)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    await redis_client.set(f"{redis_prefix}clean", 1)

@@ -1,0 +1,75 @@
+"""The lock-free families: exact under threads, and exposed like prometheus_client's own."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown
+
+BOUNDS = (0.01, 0.1, 1.0)
+
+
+def test_histogram_exposition_matches_prometheus_client() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    fast = FastHistogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=ours)
+    slow = Histogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=theirs)
+    for value in (0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 0.099999):
+        fast.labels("/a").observe(value)
+        slow.labels("/a").observe(value)
+    sample_lines = [
+        line
+        for line in generate_latest(theirs).decode().splitlines()
+        if not line.startswith("#") and "_created" not in line
+    ]
+    ours_text = generate_latest(ours).decode()
+    for line in sample_lines:  # every bucket (le as prometheus_client writes it), count, sum
+        assert line in ours_text
+
+
+def test_counts_are_exact_under_threads() -> None:
+    registry = CollectorRegistry()
+    hist = FastHistogram("h_seconds", "h", buckets=BOUNDS, registry=registry).labels()
+    count = FastCounter("c_total", "c", registry=registry).labels()
+    gauge = FastUpDown("g", "g", registry=registry).labels()
+
+    def work() -> None:
+        for i in range(20_000):
+            hist.observe(0.05)
+            count.inc()
+            gauge.inc()
+            if i % 2:
+                gauge.dec(2)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert registry.get_sample_value("h_seconds_count") == 80_000
+    assert registry.get_sample_value("h_seconds_bucket", {"le": "0.01"}) == 0
+    assert registry.get_sample_value("h_seconds_bucket", {"le": "0.1"}) == 80_000
+    assert registry.get_sample_value("h_seconds_sum") == pytest.approx(4_000)
+    assert registry.get_sample_value("c_total") == 80_000
+    assert registry.get_sample_value("g") == 0
+
+
+def test_exemplars_reach_openmetrics() -> None:
+    registry = CollectorRegistry()
+    hist = FastHistogram("req_seconds", "r", buckets=BOUNDS, registry=registry).labels()
+    hist.observe(0.05, {"trace_id": "0af7651916cd43dd8448eb211c80319c"})
+    text = generate_openmetrics(registry).decode()
+    trace = 'trace_id="0af7651916cd43dd8448eb211c80319c"'
+    assert f'req_seconds_bucket{{le="0.1"}} 1.0 # {{{trace}}}' in text
+
+
+def test_a_name_is_registered_once_and_labels_are_checked() -> None:
+    registry = CollectorRegistry()
+    family = FastCounter("x_total", "x", ["a"], registry=registry)
+    with pytest.raises(ValueError, match="Duplicated"):
+        FastCounter("x_total", "x", ["a"], registry=registry)
+    with pytest.raises(ValueError, match="expected labels"):
+        family.labels("1", "2")

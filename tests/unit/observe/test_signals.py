@@ -1,0 +1,235 @@
+"""GoldenSignals, @monitor and metrics_app on real ASGI apps (FastAPI, Starlette)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from tailguard.observe import GoldenSignals, metrics_app, monitor
+from tailguard.observe.signals import UNMATCHED
+
+
+def shop(registry: CollectorRegistry) -> Any:
+    app = FastAPI()
+
+    @app.get("/users/{uid}")
+    async def user(uid: int) -> dict[str, int]:
+        return {"id": uid}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    @app.get("/busy")
+    async def busy() -> JSONResponse:
+        return JSONResponse({"detail": "busy"}, status_code=503)
+
+    app.add_middleware(GoldenSignals, registry=registry)
+    app.mount("/metrics", metrics_app(registry))
+    return app
+
+
+def value(registry: CollectorRegistry, metric: str, /, **labels: str) -> float:
+    got = registry.get_sample_value(metric, labels)
+    return 0.0 if got is None else got
+
+
+def series(registry: CollectorRegistry, prefix: str) -> int:
+    return sum(
+        1
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name.startswith(prefix)
+    )
+
+
+async def call(app: Any, path: str, method: str = "GET") -> int:
+    """One request straight through the ASGI app (no client library): fast enough for 10,000."""
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "headers": [(b"host", b"t")], "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return status
+
+
+async def test_ten_thousand_ids_make_no_new_series() -> None:
+    registry = CollectorRegistry()
+    app = shop(registry)
+    await call(app, "/users/0")
+    before = series(registry, "tailguard_http")
+    for uid in range(1, 10_001):
+        assert await call(app, f"/users/{uid}") == 200
+    assert series(registry, "tailguard_http") == before
+    labels = {"route": "/users/{uid}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 10_001
+    assert value(registry, "tailguard_http_request_duration_seconds_count", **labels) == 10_001
+
+
+async def test_errors_by_exception_type_and_by_5xx_status() -> None:
+    registry = CollectorRegistry()
+    app = shop(registry)
+    with pytest.raises(ValueError):
+        await call(app, "/boom")
+    assert await call(app, "/busy") == 503
+    assert await call(app, "/nowhere") == 404
+    err = "tailguard_http_request_errors_total"
+    assert value(registry, err, route="/boom", method="GET", error="ValueError") == 1
+    assert value(registry, err, route="/busy", method="GET", error="503") == 1
+    req = "tailguard_http_requests_total"
+    assert value(registry, req, route="/boom", method="GET", status_class="5xx") == 1
+    assert value(registry, req, route="/busy", method="GET", status_class="5xx") == 1
+    # An unmatched path is one label, not the raw path; a 404 is not an error.
+    assert value(registry, req, route=UNMATCHED, method="GET", status_class="4xx") == 1
+    assert value(registry, err, route=UNMATCHED, method="GET", error="404") == 0
+
+
+async def test_unknown_methods_are_one_label() -> None:
+    registry = CollectorRegistry()
+    app = shop(registry)
+    for verb in ("FOO", "BAR", "PROPFIND"):
+        await call(app, "/users/1", method=verb)
+    assert value(
+        registry, "tailguard_http_requests_total",
+        route="/users/{uid}", method="other", status_class="4xx",
+    ) == 3  # fmt: skip
+
+
+async def test_in_flight_counts_requests_being_served() -> None:
+    registry = CollectorRegistry()
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Any) -> PlainTextResponse:
+        entered.set()
+        await release.wait()
+        return PlainTextResponse("ok")
+
+    app = GoldenSignals(Starlette(routes=[Route("/slow/{n}", slow)]), registry=registry)
+    task = asyncio.create_task(call(app, "/slow/1"))
+    await entered.wait()
+    assert value(registry, "tailguard_http_requests_in_flight") == 1
+    release.set()
+    assert await task == 200
+    assert value(registry, "tailguard_http_requests_in_flight") == 0
+    # Starlette's template, too.
+    labels = {"route": "/slow/{n}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 1
+
+
+async def test_metrics_app_serves_the_registry_and_is_not_itself_recorded() -> None:
+    registry = CollectorRegistry()
+    app = shop(registry)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", follow_redirects=True
+    ) as client:
+        assert (await client.get("/users/7")).status_code == 200
+        text = (await client.get("/metrics")).text
+        assert 'tailguard_http_requests_total{method="GET",route="/users/{uid}"' in text
+        assert "/metrics" not in text  # the scrape is not a request of the service
+        om = await client.get("/metrics", headers={"accept": "application/openmetrics-text"})
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+
+
+async def test_websocket_and_lifespan_scopes_pass_through() -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(inner, registry=registry)
+    await app({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    await app({"type": "websocket", "path": "/ws"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan", "websocket"]
+    assert series(registry, "tailguard_http_requests_total") == 0
+
+
+async def test_monitor_records_async_and_sync_calls_with_errors_by_type() -> None:
+    registry = CollectorRegistry()
+    inside: list[float] = []
+
+    @monitor("pay", registry=registry)
+    async def pay(amount: int) -> int:
+        inside.append(value(registry, "tailguard_calls_in_flight", name="pay"))
+        if amount < 0:
+            raise ValueError(amount)
+        return amount
+
+    @monitor("tax", registry=registry)
+    def tax(amount: int) -> float:
+        return amount * 0.2
+
+    assert await pay(3) == 3
+    with pytest.raises(ValueError):
+        await pay(-1)
+    assert tax(10) == 2.0
+    assert inside == [1, 1]
+    assert value(registry, "tailguard_calls_in_flight", name="pay") == 0
+    assert value(registry, "tailguard_calls_total", name="pay", outcome="ok") == 1
+    assert value(registry, "tailguard_calls_total", name="pay", outcome="error") == 1
+    assert value(registry, "tailguard_call_errors_total", name="pay", error="ValueError") == 1
+    assert value(registry, "tailguard_call_duration_seconds_count", name="tax", outcome="ok") == 1
+    assert pay.__name__ == "pay"  # the signature is kept (mypy checks the types)
+
+
+async def test_monitor_counts_a_cancelled_call_as_an_error() -> None:
+    registry = CollectorRegistry()
+
+    @monitor("wait", registry=registry)
+    async def wait() -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    labels = {"name": "wait", "error": "CancelledError"}
+    assert value(registry, "tailguard_call_errors_total", **labels) == 1
+    assert value(registry, "tailguard_calls_in_flight", name="wait") == 0
+
+
+def test_bare_monitor_names_the_function() -> None:
+    registry = CollectorRegistry()
+
+    @monitor
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert add(1, 2) == 3
+    name = f"{__name__}.test_bare_monitor_names_the_function.<locals>.add"
+    assert (
+        value(registry, "tailguard_calls_total", name=name, outcome="ok") == 0
+    )  # default REGISTRY
+    from tailguard.observe import REGISTRY
+
+    assert value(REGISTRY, "tailguard_calls_total", name=name, outcome="ok") == 1
+
+
+def test_two_middlewares_on_one_registry_share_their_families() -> None:
+    registry = CollectorRegistry()
+    GoldenSignals(Starlette(), registry=registry)
+    GoldenSignals(Starlette(), registry=registry)  # no "Duplicated timeseries" error
+    assert registry.get_sample_value("tailguard_http_requests_in_flight") == 0
