@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 
-from tailguard.observe import _names
+from tailguard.observe import _names, _server_span
 from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown
 from tailguard.observe._registry import REGISTRY, family
 from tailguard.observe.tracing import exemplar
@@ -114,7 +114,9 @@ class GoldenSignals:
     :func:`route_template`). ``exclude``: paths not recorded, with everything under them
     (default ``/metrics``).
     ``buckets``: latency histogram bounds in seconds (default ``LATENCY_BUCKETS``).
-    WebSocket and lifespan scopes pass through untouched.
+    WebSocket and lifespan scopes pass through untouched. While tracing is set up
+    (:func:`~tailguard.observe.setup_tracing`), each request also gets a server span that
+    continues the caller's ``traceparent``, and its trace id is the latency exemplar.
     """
 
     def __init__(
@@ -155,19 +157,27 @@ class GoldenSignals:
 
         in_flight = self._in_flight
         in_flight.inc()
+        server = _server_span.start(scope) if _server_span.active() else None
         start = _perf()
-        error: str | None = None
+        error: BaseException | None = None
         try:
             await self.app(scope, receive, send_status)
         except BaseException as exc:
-            error = type(exc).__name__
+            error = exc
             raise
         finally:
             elapsed = _perf() - start
             in_flight.dec()
-            self._record(scope, status, elapsed, error)
+            # Recorded while the request's span is still current: its trace id is the exemplar.
+            method, route, status = self._record(
+                scope, status, elapsed, None if error is None else type(error).__name__
+            )
+            if server is not None:
+                _server_span.finish(server, method, route, status, error)
 
-    def _record(self, scope: Scope, status: int, elapsed: float, error: str | None) -> None:
+    def _record(
+        self, scope: Scope, status: int, elapsed: float, error: str | None
+    ) -> tuple[str, str, int]:
         method = scope.get("method", "GET")
         if method not in _METHODS:
             method = "other"
@@ -192,6 +202,7 @@ class GoldenSignals:
             if child is None:
                 child = self._error_children[ekey] = self._errors.labels(route, method, error)
             child.inc()
+        return method, route, status
 
 
 def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:

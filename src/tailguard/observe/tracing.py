@@ -23,19 +23,19 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
-import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from tailguard.errors import ConfigurationError
+from tailguard.observe._export import ExporterName
+from tailguard.observe._export import exporter_for as _exporter
 from tailguard.observe._span_events import SpanEvents
 
 if TYPE_CHECKING:
     from contextvars import Token
 
     from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import Span, Tracer
@@ -55,7 +55,6 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 Attributes = Mapping[str, str | bool | int | float]
-ExporterName = Literal["auto", "otlp", "console", "memory"]
 
 _SCOPE = "tailguard"  # the instrumentation scope of every span started here
 _PRIMITIVE = (str, bool, int, float)
@@ -226,64 +225,6 @@ def _install(
     elif not span_events and _state.span_events is not None:
         _state.span_events.close()
         _state.span_events = None
-
-
-def _exporter(
-    choice: ExporterName | SpanExporter, endpoint: str | None
-) -> tuple[SpanExporter | None, bool]:
-    """The exporter chosen, and whether to batch it."""
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    if isinstance(choice, SpanExporter):
-        return choice, not isinstance(choice, InMemorySpanExporter | ConsoleSpanExporter)
-    if endpoint is not None and choice not in ("auto", "otlp"):
-        raise ConfigurationError("endpoint", endpoint, f"no endpoint with exporter={choice!r}")
-    if choice == "auto":
-        if not (
-            endpoint
-            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        ):
-            _log.warning(
-                "tracing: no OTLP endpoint configured, spans are not exported "
-                "(set OTEL_EXPORTER_OTLP_ENDPOINT, or pass exporter='console')"
-            )
-            return None, False
-        choice = "otlp"
-    if choice == "otlp":
-        return _otlp(endpoint), True
-    if choice == "console":
-        return ConsoleSpanExporter(out=sys.stdout, formatter=_one_line), False
-    if choice == "memory":
-        return InMemorySpanExporter(), False
-    raise ConfigurationError(
-        "exporter", choice, "'auto', 'otlp', 'console', 'memory' or a SpanExporter"
-    )
-
-
-def _otlp(endpoint: str | None) -> SpanExporter:
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError as exc:
-        need = "opentelemetry-exporter-otlp-proto-http installed (the 'observe' extra)"
-        raise ConfigurationError("exporter", "otlp", need) from exc
-    if endpoint is None:
-        return OTLPSpanExporter()  # from the OTEL_EXPORTER_OTLP_* variables
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError("endpoint", endpoint, "an http:// or https:// URL")
-    base = endpoint.rstrip("/")
-    return OTLPSpanExporter(endpoint=base if base.endswith("/v1/traces") else f"{base}/v1/traces")
-
-
-def _one_line(span: ReadableSpan) -> str:
-    ctx = span.get_span_context()
-    ids = "" if ctx is None else f" trace={ctx.trace_id:032x} span={ctx.span_id:016x}"
-    parent = "" if span.parent is None else f" parent={span.parent.span_id:016x}"
-    ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
-    events = "".join(f" +{event.name}" for event in span.events)
-    status = span.status.status_code.name
-    return f"span {span.name!r} {ms:.3f} ms {status}{ids}{parent}{events}\n"
 
 
 # --- @traced ------------------------------------------------------------------------------

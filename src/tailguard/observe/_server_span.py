@@ -1,0 +1,72 @@
+"""The server span of one HTTP request, opened by ``GoldenSignals`` while tracing is set up.
+
+It continues the caller's trace (W3C ``traceparent`` from the request headers), is current
+while the app runs (so handler spans are its children), and is still current when the
+latency is recorded: the observation gets the trace id as its exemplar. Named
+``"{method} {route template}"`` as OpenTelemetry's HTTP conventions say, once the route is
+known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from tailguard.observe import tracing
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
+
+__all__ = ["ServerSpan", "active", "finish", "start"]
+
+ServerSpan = tuple["Span", "Token[Context]"]
+
+
+def active() -> bool:
+    """Whether tracing is set up (one attribute test)."""
+    return tracing._state.exemplars is not None
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+
+
+def start(scope: MutableMapping[str, Any]) -> ServerSpan:
+    """Open the request's span (kind SERVER) and make it current."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    api = tracing._load()
+    parent = propagate.extract(_headers(scope.get("headers", ())))
+    method = scope.get("method", "GET")
+    span = tracing._tracer().start_span(
+        method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+    )
+    return span, api.attach(api.set_span_in_context(span))
+
+
+def finish(
+    server: ServerSpan, method: str, route: str, status: int, error: BaseException | None
+) -> None:
+    """Name the span after its route, record the outcome, end it and restore the context."""
+    api = tracing._load()
+    span, token = server
+    if span.is_recording():
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+        if status:
+            span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            if isinstance(error, Exception):
+                span.record_exception(error)
+            span.set_status(api.Status(api.StatusCode.ERROR, type(error).__name__))
+        elif status >= 500:
+            span.set_status(api.Status(api.StatusCode.ERROR, str(status)))
+    api.detach(token)
+    span.end()
