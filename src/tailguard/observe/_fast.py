@@ -195,19 +195,13 @@ class FastCounter(_Family):
         yield family
 
 
-class FastUpDown(_Family):
+class FastUpDown(FastCounter):
     """A gauge family moved by ``inc()``/``dec()`` only."""
 
     kind = "gauge"
 
     def _new(self) -> UpDownChild:
         return UpDownChild()
-
-    def collect(self) -> Iterator[Metric]:
-        family = self._family()
-        for labels, child in list(self._children.items()):
-            family.add_metric(list(labels), child.totals()[0])  # type: ignore[attr-defined]
-        yield family
 
 
 def _le(bound: float) -> str:

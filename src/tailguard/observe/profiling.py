@@ -52,8 +52,10 @@ class Profiled:
         profile_next: int,
         keep: int,
         interval: float,
+        observe: Callable[[float], None],
     ) -> None:
         self.name = name
+        self.observe = observe  # the function's histogram child
         self.threshold = threshold
         self.directory = directory
         self.sample_rate = sample_rate
@@ -70,6 +72,22 @@ class Profiled:
         if self.busy:
             return False
         return self.armed > 0 or (self.sample_rate > 0 and random.random() < self.sample_rate)
+
+    def begin(self) -> tuple[Any, bool] | None:
+        """A started profiler for this call, and whether it was sampled; or None."""
+        if not self.wants_profile():
+            return None
+        sampled = not self.armed
+        profiler = self.start()
+        return None if profiler is None else (profiler, sampled)
+
+    def end(self, elapsed: float, begun: tuple[Any, bool] | None) -> None:
+        """Record a call of ``elapsed`` seconds, and its profile if one was running."""
+        self.observe(elapsed)
+        if begun is not None:
+            self.finish(begun[0], elapsed, begun[1])
+        elif elapsed > self.threshold:
+            self.slow(elapsed)
 
     def start(self) -> Any:
         from pyinstrument import Profiler
@@ -159,8 +177,8 @@ def profile_performance(
         state = Profiled(
             label, threshold=threshold, directory=Path(directory), sample_rate=sample_rate,
             profile_next=profile_next, keep=keep, interval=interval,
+            observe=histogram.labels(label).observe,
         )  # fmt: skip
-        observe = histogram.labels(label).observe
         idle = sample_rate == 0.0
 
         if inspect.iscoroutinefunction(fn):
@@ -168,50 +186,24 @@ def profile_performance(
 
             @functools.wraps(fn)
             async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if (idle and not state.armed) or not state.wants_profile():
-                    start = _perf()
-                    try:
-                        return await afn(*args, **kwargs)
-                    finally:
-                        elapsed = _perf() - start
-                        observe(elapsed)
-                        if elapsed > threshold:
-                            state.slow(elapsed)
-                sampled = not state.armed
-                profiler = state.start()
+                begun = None if idle and not state.armed else state.begin()
                 start = _perf()
                 try:
                     return await afn(*args, **kwargs)
                 finally:
-                    elapsed = _perf() - start
-                    observe(elapsed)
-                    if profiler is not None:
-                        state.finish(profiler, elapsed, sampled)
+                    state.end(_perf() - start, begun)
 
             run_async.profiled = state  # type: ignore[attr-defined]
             return cast(Callable[P, R], run_async)
 
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            if (idle and not state.armed) or not state.wants_profile():
-                start = _perf()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    elapsed = _perf() - start
-                    observe(elapsed)
-                    if elapsed > threshold:
-                        state.slow(elapsed)
-            sampled = not state.armed
-            profiler = state.start()
+            begun = None if idle and not state.armed else state.begin()
             start = _perf()
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed = _perf() - start
-                observe(elapsed)
-                if profiler is not None:
-                    state.finish(profiler, elapsed, sampled)
+                state.end(_perf() - start, begun)
 
         run.profiled = state  # type: ignore[attr-defined]
         return run
