@@ -76,6 +76,10 @@ def _make(metric: str) -> Callable[[CollectorRegistry], Any]:
     return make
 
 
+# (id(hooks), id(registry)) -> [unsubscribe, how many EventMetrics share it]
+_subscriptions: dict[tuple[int, int], list[Any]] = {}
+
+
 class EventMetrics:
     """Subscribes to ``hooks`` (the global registry by default) and records every event in
     ``registry``. ``close()`` (or leaving ``with``) unsubscribes."""
@@ -103,9 +107,15 @@ class EventMetrics:
             CacheInvalidated: lambda e: self._inc("cache_invalidations", e.name, e.tier),
             RateLimited: lambda e: self._inc("rate_limited", e.name, e.limit),
         }
-        self._unsubscribe = (hooks if hooks is not None else global_hooks).subscribe(
-            self, *self._handlers
-        )
+        source = hooks if hooks is not None else global_hooks
+        # One subscription per (hooks, registry): a second EventMetrics on the same pair (two
+        # apps in one process, a library and its user) must not count every event twice.
+        key = (id(source), id(reg))
+        shared = _subscriptions.get(key)
+        if shared is None:
+            shared = _subscriptions[key] = [source.subscribe(self, *self._handlers), 0]
+        shared[1] += 1
+        self._key: tuple[int, int] | None = key
 
     def __call__(self, event: Event) -> None:
         self._handlers[type(event)](event)
@@ -129,8 +139,14 @@ class EventMetrics:
         self._child("cache_load_seconds", e.name).observe(e.seconds)
 
     def close(self) -> None:
-        """Stop recording events."""
-        self._unsubscribe()
+        """Stop recording events (once the last EventMetrics on this pair is closed)."""
+        key, self._key = self._key, None
+        shared = _subscriptions.get(key) if key is not None else None
+        if shared is not None:
+            shared[1] -= 1
+            if shared[1] == 0:
+                del _subscriptions[key]  # type: ignore[arg-type]
+                shared[0]()
 
     def __enter__(self) -> EventMetrics:
         return self

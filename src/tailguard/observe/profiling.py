@@ -6,7 +6,10 @@ microsecond), until a call takes longer than ``threshold`` seconds. That arms th
 the next ``profile_next`` calls run under pyinstrument, and those that are slow again are
 written to ``directory`` as HTML, with a log line naming the file. ``sample_rate`` profiles a
 fraction of all calls regardless, and keeps their profiles. At most ``keep`` files are kept
-per function (the oldest go first), so a slow dependency cannot fill the disk.
+per function, across processes (the oldest go first), so a slow dependency cannot fill the
+disk; a profile that cannot be written is logged, never raised into the call. The slow call
+that arms the profiler is not itself profiled (profiling every call costs what this avoids):
+the calls after it are, which catches a slowness that lasts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import random
 import re
 import time
@@ -90,24 +94,29 @@ class Profiled:
             self.slow(elapsed)
 
     def start(self) -> Any:
-        from pyinstrument import Profiler
-
         self.busy = True
         if self.armed > 0:
             self.armed -= 1
-        profiler = Profiler(interval=self.interval, async_mode="enabled")
         try:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=self.interval, async_mode="enabled")
             profiler.start()
-        except Exception:  # another profiler owns this thread: skip, never fail the call
+        except Exception as exc:  # no pyinstrument, or another profiler owns this thread
             self.busy = False
+            _log.warning("cannot profile %s: %s", self.name, exc)
             return None
         return profiler
 
     def finish(self, profiler: Any, elapsed: float, sampled: bool) -> None:
+        """Stop the profiler, and save its profile if wanted. Never raises: a profile that
+        cannot be written (a read-only disk) must not fail the call it profiled."""
         try:
             profiler.stop()
             if sampled or elapsed > self.threshold:
                 self._save(profiler, elapsed)
+        except Exception as exc:
+            _log.warning("profile of %s not saved: %s", self.name, exc)
         finally:
             self.busy = False
 
@@ -124,11 +133,18 @@ class Profiled:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self._seq += 1
-        path = self.directory / f"{self._slug}-{stamp}-{self._seq}-{int(elapsed * 1000)}ms.html"
+        name = f"{self._slug}-{stamp}-{os.getpid()}-{self._seq}-{int(elapsed * 1000)}ms.html"
+        path = self.directory / name
         path.write_text(profiler.output_html(), encoding="utf-8")
         self.files.append(path)
-        while len(self.files) > self.keep:
-            self.files.pop(0).unlink(missing_ok=True)
+        # ``keep`` counts every process's files of this function (workers, restarts): oldest go.
+        mine = sorted(
+            self.directory.glob(f"{self._slug}-[0-9]*T*.html"),
+            key=lambda p: (p.stat().st_mtime, p.name),
+        )
+        for old in mine[: max(0, len(mine) - self.keep)]:
+            old.unlink(missing_ok=True)
+        self.files = [p for p in self.files if p.exists()]
         _log.warning("profile of %s (%.3f s) written to %s", self.name, elapsed, path)
 
 

@@ -102,7 +102,14 @@ def watch_process(registry: CollectorRegistry | None = None) -> None:
     """Export process CPU seconds, resident memory and open files (Linux ``/proc``) into
     ``registry``; once per registry."""
     reg = registry if registry is not None else REGISTRY
-    family(reg, "process", lambda r: ProcessCollector(registry=r))
+    family(reg, "process", _process_collector)
+
+
+def _process_collector(reg: CollectorRegistry) -> ProcessCollector | None:
+    try:
+        return ProcessCollector(registry=reg)
+    except ValueError:  # already there: prometheus_client's own registry has one by default
+        return None
 
 
 def _sqlalchemy(pool: Any) -> dict[str, float]:
@@ -190,9 +197,11 @@ def _classify(obj: Any) -> tuple[str, Any, Callable[[Any], dict[str, float]]]:
     if hasattr(obj, "active") and hasattr(obj, "queued") and hasattr(obj, "max_concurrent"):
         return "limit", obj, _limit
     engine = getattr(obj, "sync_engine", obj)  # AsyncEngine -> Engine
-    pool = getattr(engine, "pool", engine)
-    if callable(getattr(pool, "checkedout", None)):
-        return "db_pool", pool, _sqlalchemy
+    if callable(getattr(getattr(engine, "pool", None), "checkedout", None)):
+        # The engine, not its pool: dispose() replaces the pool and the engine goes on.
+        return "db_pool", engine, lambda e: _sqlalchemy(e.pool)
+    if callable(getattr(obj, "checkedout", None)):
+        return "db_pool", obj, _sqlalchemy
     pool = getattr(obj, "connection_pool", obj)
     if hasattr(pool, "_in_use_connections"):
         return "redis_pool", pool, _redis

@@ -16,6 +16,7 @@ a request costs well under a microsecond of metrics.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -27,6 +28,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from tailguard.observe import _names, _server_span
 from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown
 from tailguard.observe._registry import REGISTRY, family
+from tailguard.observe._routes import UNMATCHED, route_template
 from tailguard.observe.tracing import exemplar
 
 __all__ = ["UNMATCHED", "GoldenSignals", "metrics_app", "monitor", "route_template"]
@@ -40,26 +42,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-UNMATCHED = "<unmatched>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 _perf = time.perf_counter
-
-
-def route_template(scope: Scope) -> str:
-    """The route template that served ``scope`` (read after the app ran), or ``<unmatched>``.
-
-    Starlette and FastAPI leave the matched route in ``scope["route"]``; Litestar and others
-    may leave a ``path_template``. Under a Starlette ``Mount`` the template is the path within
-    the mount.
-    """
-    route = scope.get("route")
-    if route is not None:
-        path = getattr(route, "path_format", None) or getattr(route, "path", None)
-        if isinstance(path, str):
-            return path
-    template = scope.get("path_template")
-    return template if isinstance(template, str) else UNMATCHED
 
 
 def _http_families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> tuple[Any, ...]:
@@ -111,8 +96,8 @@ class GoldenSignals:
 
     ``registry``: where the metrics live (tailguard's ``REGISTRY`` by default).
     ``route_of``: how to find a request's route template after the app ran (default
-    :func:`route_template`). ``exclude``: paths not recorded, with everything under them
-    (default ``/metrics``).
+    :func:`route_template`, mounts included). ``exclude``: paths not recorded, with
+    everything under them (default ``/metrics``).
     ``buckets``: latency histogram bounds in seconds (default ``LATENCY_BUCKETS``).
     WebSocket and lifespan scopes pass through untouched. While tracing is set up
     (:func:`~tailguard.observe.setup_tracing`), each request also gets a server span that
@@ -124,13 +109,13 @@ class GoldenSignals:
         app: ASGIApp,
         *,
         registry: CollectorRegistry | None = None,
-        route_of: Callable[[Scope], str] = route_template,
+        route_of: Callable[[Scope], str] | None = None,
         exclude: Iterable[str] = ("/metrics",),
         buckets: Iterable[float] = _names.LATENCY_BUCKETS,
     ) -> None:
         self.app = app
         self.registry = registry if registry is not None else REGISTRY
-        self._route_of = route_of
+        self._route_of = route_of or (lambda scope: route_template(scope, app))
         excluded = [p.rstrip("/") for p in exclude]
         self._exclude = frozenset(excluded)
         self._exclude_under = tuple(p + "/" for p in excluded)
@@ -169,21 +154,27 @@ class GoldenSignals:
             elapsed = _perf() - start
             in_flight.dec()
             # Recorded while the request's span is still current: its trace id is the exemplar.
-            method, route, status = self._record(
-                scope, status, elapsed, None if error is None else type(error).__name__
-            )
+            method, route = self._record(scope, status, elapsed, error)
             if server is not None:
                 _server_span.finish(server, method, route, status, error)
 
     def _record(
-        self, scope: Scope, status: int, elapsed: float, error: str | None
-    ) -> tuple[str, str, int]:
+        self, scope: Scope, status: int, elapsed: float, exc: BaseException | None
+    ) -> tuple[str, str]:
         method = scope.get("method", "GET")
         if method not in _METHODS:
             method = "other"
         route = self._route_of(scope)
-        if error is not None and status == 0:
-            status = 500  # what the server answers for an app that raised before responding
+        error: str | None = None
+        if isinstance(exc, asyncio.CancelledError):
+            # The client went away (or the server is stopping): not a failure of the service,
+            # and no error budget spent. Recorded as nginx's 499 when nothing was sent yet.
+            status = status or 499
+        elif exc is not None:
+            # Raised before responding: the server answers 500. Raised mid-response: the client
+            # got a broken response, whatever status went first: a 5xx for the SLO as well.
+            status = 500
+            error = type(exc).__name__
         status_class = _CLASSES[status // 100] if 100 <= status < 600 else "5xx"
         key = (route, method, status_class)
         children = self._children.get(key)
@@ -202,7 +193,7 @@ class GoldenSignals:
             if child is None:
                 child = self._error_children[ekey] = self._errors.labels(route, method, error)
             child.inc()
-        return method, route, status
+        return method, route
 
 
 def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
@@ -214,7 +205,18 @@ def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
 class _CallSignals:
     """The pre-bound children of one monitored function."""
 
-    __slots__ = ("errors", "errors_family", "in_flight", "ko", "ko_count", "name", "ok", "ok_count")
+    __slots__ = (
+        "cancelled",
+        "cancelled_count",
+        "errors",
+        "errors_family",
+        "in_flight",
+        "ko",
+        "ko_count",
+        "name",
+        "ok",
+        "ok_count",
+    )
 
     def __init__(self, name: str, registry: CollectorRegistry, buckets: tuple[float, ...]) -> None:
         duration = family(
@@ -222,7 +224,7 @@ class _CallSignals:
             _names.CALL_DURATION,
             lambda reg: FastHistogram(
                 _names.CALL_DURATION,
-                "Call latency in seconds, by monitored name and outcome (ok or error).",
+                "Call latency in seconds, by monitored name and outcome (ok, error, cancelled).",
                 ["name", "outcome"],
                 buckets=buckets,
                 registry=reg,
@@ -233,7 +235,7 @@ class _CallSignals:
             _names.CALLS,
             lambda reg: FastCounter(
                 _names.CALLS,
-                "Calls made, by monitored name and outcome (ok or error).",
+                "Calls made, by monitored name and outcome (ok, error, cancelled).",
                 ["name", "outcome"],
                 registry=reg,
             ),
@@ -261,10 +263,16 @@ class _CallSignals:
         self.name = name
         self.ok, self.ko = duration.labels(name, "ok"), duration.labels(name, "error")
         self.ok_count, self.ko_count = calls.labels(name, "ok"), calls.labels(name, "error")
+        self.cancelled = duration.labels(name, "cancelled")
+        self.cancelled_count = calls.labels(name, "cancelled")
         self.in_flight = in_flight.labels(name)
         self.errors: dict[str, Any] = {}
 
     def failed(self, elapsed: float, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):  # a caller gave up: not this call's failure
+            self.cancelled.observe(elapsed, exemplar())
+            self.cancelled_count.inc()
+            return
         self.ko.observe(elapsed, exemplar())
         self.ko_count.inc()
         kind = type(exc).__name__
@@ -294,8 +302,8 @@ def monitor(
     """Record latency (seconds), calls, errors by type and calls in flight for a function.
 
     ``@monitor("checkout")`` or bare ``@monitor`` (named ``module.qualname``); works on
-    ``async def`` and plain functions, and keeps their signatures. A cancelled call counts
-    as an error of type ``CancelledError``.
+    ``async def`` and plain functions, and keeps their signatures. A cancelled call is
+    recorded with outcome ``cancelled``, not as an error.
     """
     if callable(name):
         return monitor(f"{name.__module__}.{name.__qualname__}", registry=registry)(name)

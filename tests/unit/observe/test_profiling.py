@@ -72,7 +72,7 @@ def test_sampled_sync_calls_are_saved_and_old_files_removed(tmp_path: Path) -> N
     kept = work.profiled.files  # type: ignore[attr-defined]
     assert len(kept) == 2
     assert sorted(tmp_path.iterdir()) == sorted(kept)  # the two oldest were removed
-    assert [p.name.split("-")[2] for p in kept] == ["3", "4"]
+    assert [p.name.split("-")[3] for p in kept] == ["3", "4"]  # name-stamp-pid-seq-ms
 
 
 def test_an_exception_is_timed_and_re_raised(tmp_path: Path) -> None:
@@ -93,3 +93,32 @@ def test_an_exception_is_timed_and_re_raised(tmp_path: Path) -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError, match="profile_performance"):
         profile_performance(**kwargs)  # type: ignore[arg-type]
+
+
+def test_keep_counts_the_files_other_processes_left(tmp_path: Path) -> None:
+    for pid in (101, 102, 103):  # what earlier workers of the same function wrote
+        (tmp_path / f"work-20260101T000000-{pid}-1-5ms.html").write_text("old")
+    (tmp_path / "work-other-20260101T000000-1-1-5ms.html").write_text("another function's")
+
+    @profile_performance(10.0, directory=tmp_path, sample_rate=1.0, keep=2, name="work")
+    def work() -> int:
+        return 1
+
+    work()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len([n for n in left if n.startswith("work-2")]) == 2
+    assert "work-other-20260101T000000-1-1-5ms.html" in left
+
+
+def test_a_profile_that_cannot_be_written_does_not_fail_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "profiles"
+    blocked.write_text("a file where the directory should be")
+
+    @profile_performance(10.0, directory=blocked, sample_rate=1.0, name="ro")
+    def work() -> int:
+        return 7
+
+    assert work() == 7
+    assert "not saved" in caplog.text

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from tailguard.cache import MemoryTier, TieredCache
 from tailguard.errors import BulkheadFullError, ConfigurationError
-from tailguard.events import HookRegistry
+from tailguard.events import HookRegistry, RetryScheduled
 from tailguard.observe import EventMetrics, LoopLag, watch, watch_process
 from tailguard.ratelimit import GCRA
 from tailguard.resilience import Bulkhead, CircuitBreaker, Retry
@@ -143,3 +144,40 @@ async def test_cache_and_rate_limit_events_on_the_global_hooks() -> None:
     assert value(registry, "tailguard_cache_hits_total", name="products", tier="memory") == 1
     assert value(registry, "tailguard_cache_loads_total", name="products", outcome="ok") == 1
     assert value(registry, "tailguard_rate_limited_total", name="login", limit="1/minute") == 2
+
+
+def test_two_event_metrics_on_one_registry_count_each_event_once() -> None:
+    registry = CollectorRegistry()
+    hooks = HookRegistry()
+    first = EventMetrics(registry=registry, hooks=hooks)
+    second = EventMetrics(registry=registry, hooks=hooks)
+    hooks.emit(RetryScheduled("inventory", attempt=1, delay=0.1, error="ConnectionError"))
+    assert value(registry, "tailguard_retries_total", name="inventory") == 1
+    first.close()
+    hooks.emit(RetryScheduled("inventory", attempt=2, delay=0.2, error="ConnectionError"))
+    assert value(registry, "tailguard_retries_total", name="inventory") == 2  # still recording
+    second.close()
+    assert not hooks.active
+
+
+def test_watch_process_on_prometheus_clients_own_registry() -> None:
+    import prometheus_client
+
+    watch_process(prometheus_client.REGISTRY)  # it has a process collector already: no error
+    assert prometheus_client.REGISTRY.get_sample_value("process_resident_memory_bytes")
+
+
+def test_an_engine_is_still_watched_after_dispose(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    registry = CollectorRegistry()
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    watch(engine, "main", registry=registry)
+    with engine.connect() as conn:
+        conn.execute(text("select 1"))
+        assert value(registry, "tailguard_db_pool_checked_out", name="main") == 1
+    engine.dispose()  # a new pool, the same engine
+    with engine.connect() as conn:
+        conn.execute(text("select 1"))
+        assert value(registry, "tailguard_db_pool_checked_out", name="main") == 1
+    engine.dispose()

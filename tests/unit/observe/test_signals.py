@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from tailguard.observe import GoldenSignals, metrics_app, monitor
 from tailguard.observe.signals import UNMATCHED
@@ -194,7 +194,7 @@ async def test_monitor_records_async_and_sync_calls_with_errors_by_type() -> Non
     assert pay.__name__ == "pay"  # the signature is kept (mypy checks the types)
 
 
-async def test_monitor_counts_a_cancelled_call_as_an_error() -> None:
+async def test_monitor_records_a_cancelled_call_apart_from_errors() -> None:
     registry = CollectorRegistry()
 
     @monitor("wait", registry=registry)
@@ -207,7 +207,9 @@ async def test_monitor_counts_a_cancelled_call_as_an_error() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     labels = {"name": "wait", "error": "CancelledError"}
-    assert value(registry, "tailguard_call_errors_total", **labels) == 1
+    assert value(registry, "tailguard_call_errors_total", **labels) == 0
+    assert value(registry, "tailguard_calls_total", name="wait", outcome="cancelled") == 1
+    assert value(registry, "tailguard_calls_total", name="wait", outcome="error") == 0
     assert value(registry, "tailguard_calls_in_flight", name="wait") == 0
 
 
@@ -233,3 +235,72 @@ def test_two_middlewares_on_one_registry_share_their_families() -> None:
     GoldenSignals(Starlette(), registry=registry)
     GoldenSignals(Starlette(), registry=registry)  # no "Duplicated timeseries" error
     assert registry.get_sample_value("tailguard_http_requests_in_flight") == 0
+
+
+async def test_routes_under_mounts_keep_their_prefix() -> None:
+    registry = CollectorRegistry()
+    v1, v2 = FastAPI(), FastAPI()
+
+    @v1.get("/users/{uid}")
+    async def one(uid: int) -> dict[str, int]:
+        return {"v": 1}
+
+    @v2.get("/users/{uid}")
+    async def two(uid: int) -> dict[str, int]:
+        return {"v": 2}
+
+    async def item(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def raw(scope: Any, receive: Any, send: Any) -> None:  # a mounted app, no routes
+        await PlainTextResponse("file")(scope, receive, send)
+
+    app = FastAPI()
+    app.mount("/v1", v1)
+    app.mount("/v2", v2)
+    app.mount("/api", Starlette(routes=[Mount("/admin", routes=[Route("/items/{id}", item)])]))
+    app.mount("/static", raw)
+    app.add_middleware(GoldenSignals, registry=registry)
+    for path in ("/v1/users/1", "/v2/users/2", "/api/admin/items/3", "/static/a/b.css"):
+        assert await call(app, path) == 200
+    assert await call(app, "/v1/nothing/here") == 404
+    routes = {
+        s.labels["route"]: s.value
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "tailguard_http_requests_total"
+    }
+    assert routes == {
+        "/v1/users/{uid}": 1,
+        "/v2/users/{uid}": 1,
+        "/api/admin/items/{id}": 1,
+        "/static/{path}": 1,
+        "/v1/{path}": 1,  # unmatched inside a mount: still one label, never the raw path
+    }
+
+
+async def test_an_abort_mid_response_is_a_5xx_and_a_disconnect_is_not_an_error() -> None:
+    registry = CollectorRegistry()
+    gate = asyncio.Event()
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            raise RuntimeError("upstream broke mid-stream")
+        await gate.wait()  # /slow: the client leaves before an answer
+
+    app = GoldenSignals(inner, registry=registry, route_of=lambda scope: scope["path"])
+    with pytest.raises(RuntimeError):
+        await call(app, "/stream")
+    task = asyncio.create_task(call(app, "/slow"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    req, err = "tailguard_http_requests_total", "tailguard_http_request_errors_total"
+    assert value(registry, req, route="/stream", method="GET", status_class="5xx") == 1
+    assert value(registry, req, route="/stream", method="GET", status_class="2xx") == 0
+    assert value(registry, err, route="/stream", method="GET", error="RuntimeError") == 1
+    assert value(registry, req, route="/slow", method="GET", status_class="4xx") == 1  # 499
+    assert value(registry, err, route="/slow", method="GET", error="CancelledError") == 0

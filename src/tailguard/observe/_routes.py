@@ -1,0 +1,86 @@
+"""Route templates for metric labels: the template a request matched, never its raw path.
+
+Starlette and FastAPI leave the matched route in ``scope["route"]``, but under a ``Mount`` the
+inner router overwrites it with the route *within* the mount (``/users/{id}`` for
+``/v1/users/1`` and ``/v2/users/2`` alike), and a mounted app without routes (static files)
+leaves none. For those requests only (``root_path`` moved past ``app_root_path``), the
+template is rebuilt by matching the request against the app's routes again, joining each
+mount's path: ``/v1/users/{id}``, ``/static/{path}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
+__all__ = ["UNMATCHED", "route_template"]
+
+UNMATCHED = "<unmatched>"
+
+Scope = MutableMapping[str, Any]
+
+
+def route_template(scope: Scope, app: Any = None) -> str:
+    """The route template that served ``scope`` (read after the app ran), or ``<unmatched>``.
+
+    ``app``: the ASGI app the request entered (needed to rebuild templates under mounts;
+    default ``scope["app"]``, the innermost Starlette app). Litestar and others may leave a
+    ``path_template`` in the scope, which is used as it is.
+    """
+    if scope.get("root_path", "") != scope.get("app_root_path", scope.get("root_path", "")):
+        routes = _routes_of(app if app is not None else scope.get("app"))
+        if routes is not None:
+            probe = {
+                "type": scope.get("type", "http"),
+                "path": scope.get("path", ""),
+                "root_path": scope.get("app_root_path", ""),
+                "method": scope.get("method", "GET"),
+                "path_params": {},
+            }
+            template = _walk(routes, probe)
+            if template is not None:
+                return template
+    route = scope.get("route")
+    if route is not None:
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if isinstance(path, str):
+            return path
+    template = scope.get("path_template")
+    return template if isinstance(template, str) else UNMATCHED
+
+
+def _routes_of(app: Any) -> Sequence[Any] | None:
+    """The routes of ``app``, or of the app its middlewares wrap (``.app`` chains)."""
+    for _ in range(16):
+        if app is None:
+            return None
+        routes = getattr(app, "routes", None)
+        if routes is not None:
+            return routes  # type: ignore[no-any-return]
+        app = getattr(app, "app", None)
+    return None
+
+
+def _walk(routes: Sequence[Any], scope: dict[str, Any]) -> str | None:
+    """The template of the route ``scope`` matches, as Starlette's router picks it (the first
+    full match, else the first partial one: a 405)."""
+    partial: tuple[Any, dict[str, Any]] | None = None
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        match, child = matches(scope)
+        if match.name == "FULL":
+            return _template_of(route, {**scope, **child})
+        if match.name == "PARTIAL" and partial is None:
+            partial = (route, {**scope, **child})
+    return None if partial is None else _template_of(*partial)
+
+
+def _template_of(route: Any, scope: dict[str, Any]) -> str:
+    prefix = getattr(route, "path", "") or ""
+    inner = getattr(route, "routes", None)
+    if inner is None:  # an endpoint
+        return getattr(route, "path_format", None) or prefix
+    below = _walk(inner, scope) if inner else None  # a Mount (or Host) and what it holds
+    return prefix + (below if below is not None else "/{path}")
