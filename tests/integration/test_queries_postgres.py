@@ -1,5 +1,6 @@
 """The guide's N+1 example on real PostgreSQL: orders, then one customer query per order, is
-flagged; ``selectinload`` (2 statements) and ``joinedload`` (1 statement) are not.
+flagged; ``selectinload`` (2 statements) and ``joinedload`` (1 statement) are not; nor is a
+bulk insert, which SQLAlchemy sends in ``insertmanyvalues`` batches of one execution.
 
 Each test builds the example in its own schema (``tg_nplus1_<hex>``, first on the search path),
 dropped afterwards.
@@ -43,6 +44,12 @@ class Order(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     total_cents: Mapped[int]
     customer: Mapped[Customer] = relationship()
+
+
+class Item(Base):
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)  # SERIAL: ids come back by RETURNING
+    name: Mapped[str] = mapped_column(String(30))
 
 
 Rows = list[tuple[int, str]]
@@ -161,3 +168,18 @@ async def test_joinedload_takes_one_statement(
     assert stats.count == 1
     assert stats.n_plus_one == []
     assert counter.total == 1
+
+
+async def test_bulk_insert_is_one_execution(
+    engine: AsyncEngine, query_counter: QueryCounterFactory
+) -> None:
+    """5,000 rows in one flush: asyncpg gets 5 insertmanyvalues batches of 1,000 rows, all of
+    one execution, so one statement and no finding, even counting writes."""
+    counter = query_counter(engine, statements="all")
+    async with counter.scope("bulk import") as stats, AsyncSession(engine) as session:
+        session.add_all(Item(name=f"item {i}") for i in range(5000))
+        await session.commit()
+    [insert] = [stats.by_shape[s] for s in stats.by_shape if s.startswith("INSERT INTO items")]
+    assert (insert.count, stats.count, stats.n_plus_one) == (1, 1, [])
+    async with AsyncSession(engine) as session:
+        assert len((await session.scalars(select(Item.id))).all()) == 5000

@@ -178,6 +178,7 @@ def test_observe_names() -> None:
     assert sorted(tailguard.observe.__all__) == [
         "BurnRateAlert",
         "ConnectionLeak",
+        "ConnectionWatch",
         "EventMetrics",
         "GoldenSignals",
         "LATENCY_BUCKETS",
@@ -191,6 +192,8 @@ def test_observe_names() -> None:
         "SLO",
         "SoakReport",
         "SpanEvents",
+        "Traced",
+        "TracedTier",
         "assert_no_leaks",
         "checked_out",
         "current_trace_id",

@@ -33,6 +33,7 @@ from tailguard.observe.tracing import (
 if TYPE_CHECKING:
     from tailguard.observe.leaks import (
         ConnectionLeak,
+        ConnectionWatch,
         SoakReport,
         assert_no_leaks,
         checked_out,
@@ -47,9 +48,11 @@ if TYPE_CHECKING:
         QueryStats,
     )
     from tailguard.observe.slo import SLO, BurnRateAlert
+    from tailguard.observe.tracing import Traced, TracedTier
 
 _LAZY = {
     "ConnectionLeak": "leaks",
+    "ConnectionWatch": "leaks",
     "SoakReport": "leaks",
     "assert_no_leaks": "leaks",
     "checked_out": "leaks",
@@ -62,6 +65,8 @@ _LAZY = {
     "QueryStats": "queries",
     "SLO": "slo",
     "BurnRateAlert": "slo",
+    "Traced": "tracing",
+    "TracedTier": "tracing",
 }
 
 
@@ -80,6 +85,7 @@ __all__ = [
     "SLO",
     "BurnRateAlert",
     "ConnectionLeak",
+    "ConnectionWatch",
     "EventMetrics",
     "GoldenSignals",
     "LoopLag",
@@ -90,6 +96,8 @@ __all__ = [
     "QueryStats",
     "SoakReport",
     "SpanEvents",
+    "Traced",
+    "TracedTier",
     "assert_no_leaks",
     "checked_out",
     "current_trace_id",

@@ -22,8 +22,9 @@ _log = logging.getLogger("tailguard.observe.tracing")
 
 def exporter_for(
     choice: ExporterName | SpanExporter, endpoint: str | None
-) -> tuple[SpanExporter | None, bool]:
-    """The exporter chosen, and whether to batch it."""
+) -> tuple[SpanExporter, bool]:
+    """The exporter chosen, and whether to batch it: ``"auto"`` is OTLP when an endpoint is
+    configured, else the console."""
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -37,12 +38,13 @@ def exporter_for(
             or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         ):
-            _log.warning(
-                "tracing: no OTLP endpoint configured, spans are not exported "
-                "(set OTEL_EXPORTER_OTLP_ENDPOINT, or pass exporter='console')"
+            _log.info(
+                "tracing: no OTLP endpoint, printing spans to stdout "
+                "(set OTEL_EXPORTER_OTLP_ENDPOINT or pass endpoint= to send them elsewhere)"
             )
-            return None, False
-        choice = "otlp"
+            choice = "console"
+        else:
+            choice = "otlp"
     if choice == "otlp":
         return _otlp(endpoint), True
     if choice == "console":

@@ -3,6 +3,7 @@
 ::
 
     assert_no_leaks(engine, redis_client)   # after a request or a test: raises ConnectionLeak
+    watch = ConnectionWatch(engine)         # later: watch.check(), right even after dispose()
     report = await soak(handle_one_request, requests=10_000)
     report.growth_per_1000, report.top, report.leaking()
 
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
@@ -28,6 +30,7 @@ from tailguard.errors import ConfigurationError, TailguardError
 
 __all__ = [
     "ConnectionLeak",
+    "ConnectionWatch",
     "SoakReport",
     "assert_no_leaks",
     "checked_out",
@@ -94,6 +97,90 @@ def assert_no_leaks(*resources: Any) -> None:
     leaks = [(name, count) for name, count in map(_describe, resources) if count]
     if leaks:
         raise ConnectionLeak(leaks)
+
+
+class _PoolTally:
+    """Connections out of one pool, kept by its events: those out when the tally began (until
+    they come back), plus those checked out since and not returned."""
+
+    def __init__(self, resource: Engine | AsyncEngine | Pool) -> None:
+        self.name, self.before = _describe(resource)  # TypeError for pools that do not count
+        self.pool = _pool(resource)
+        self.out: set[object] = set()  # connection records
+        self.listening = True
+        # Engine.dispose() recreates the pool with these listeners, so the tally goes on there
+        event.listen(self.pool, "checkout", self._checkout)
+        event.listen(self.pool, "checkin", self._returned)
+        event.listen(self.pool, "detach", self._returned)
+
+    def _checkout(self, dbapi_connection: Any, record: object, proxy: Any) -> None:
+        self.out.add(record)
+
+    def _returned(self, dbapi_connection: Any, record: object) -> None:
+        if record in self.out:
+            self.out.discard(record)
+        elif self.before:  # one that was out before the tally began
+            self.before -= 1
+
+    @property
+    def count(self) -> int:
+        return self.before + len(self.out)
+
+    def close(self) -> None:
+        if self.listening:
+            self.listening = False
+            event.remove(self.pool, "checkout", self._checkout)
+            event.remove(self.pool, "checkin", self._returned)
+            event.remove(self.pool, "detach", self._returned)
+
+
+class ConnectionWatch:
+    """``assert_no_leaks`` for later, when the pools may be gone: watches ``resources``
+    (SQLAlchemy engines and pools, ``redis.asyncio`` clients) from now on.
+
+    A pool's connections are counted by its ``checkout`` / ``checkin`` / ``detach`` events,
+    starting from the number out now: ``Engine.dispose()`` (an engine fixture's teardown)
+    resets a ``QueuePool``'s own count to zero, these events keep the connections it never got
+    back. A redis client is read at ``check()``. ``close()`` (or leaving ``with``) stops
+    listening; ``check()`` still answers from what was counted until then.
+    """
+
+    def __init__(self, *resources: Any) -> None:
+        self._tallies: list[_PoolTally] = []
+        self._clients: list[Any] = []
+        try:
+            for resource in resources:
+                if isinstance(resource, Engine | AsyncEngine | Pool):
+                    self._tallies.append(_PoolTally(resource))
+                else:
+                    redis_in_use(resource)  # TypeError now rather than at the check
+                    self._clients.append(resource)
+        except BaseException:
+            self.close()
+            raise
+
+    def leaks(self) -> list[tuple[str, int]]:
+        """``(name, count)`` for each resource with a connection still checked out."""
+        found = [(tally.name, tally.count) for tally in self._tallies]
+        found += [_describe(client) for client in self._clients]
+        return [(name, count) for name, count in found if count]
+
+    def check(self) -> None:
+        """Raise ``ConnectionLeak`` as ``assert_no_leaks`` does."""
+        leaks = self.leaks()
+        if leaks:
+            raise ConnectionLeak(leaks)
+
+    def close(self) -> None:
+        """Stop listening to the pools (idempotent)."""
+        for tally in self._tallies:
+            tally.close()
+
+    def __enter__(self) -> ConnectionWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

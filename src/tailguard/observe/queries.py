@@ -9,10 +9,13 @@
 
 A statement's *shape* is its SQL with comments dropped, whitespace collapsed, literals and
 placeholders turned into ``?`` and ``IN (?, ?, ?)`` / multi-row ``VALUES`` lists collapsed. An
-N+1 finding is one shape executed ``threshold`` times or more in one scope, with at least
-``threshold`` distinct parameter sets: the loop that should have been one query. At the end of
-a scope, ``"warn"`` logs a warning per finding on ``tailguard.observe.queries`` (production),
-``"raise"`` raises ``NPlusOneDetected`` (tests), ``"ignore"`` only records.
+N+1 finding is one query shape (``SELECT``; every shape with ``statements="all"``) executed
+``threshold`` times or more in one scope, with at least ``threshold`` distinct parameter sets:
+the loop that should have been one query. One execution is one statement however many rows
+it sends: an ``executemany``, and the ``insertmanyvalues`` batches of one ORM flush (one per
+row on SQLite with ``RETURNING``), count once. At the end of a scope, ``"warn"`` logs a warning
+per finding on ``tailguard.observe.queries`` (production), ``"raise"`` raises
+``NPlusOneDetected`` (tests), ``"ignore"`` only records.
 
 Scopes live in a ``ContextVar``, so concurrent requests on one event loop never mix; a statement
 outside every scope only adds to ``QueryCounter.total``.
@@ -20,11 +23,9 @@ outside every scope only adds to ``QueryCounter.total``.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import weakref
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tailguard.errors import ConfigurationError, TailguardError
+from tailguard.observe._shapes import is_read, parameters_key, statement_shape
 
 __all__ = [
     "NPlusOne",
@@ -42,69 +44,16 @@ __all__ = [
     "QueryCounterMiddleware",
     "QueryStats",
     "ShapeStats",
+    "Statements",
     "statement_shape",
 ]
 
 OnNPlusOne = Literal["warn", "raise", "ignore"]
+Statements = Literal["select", "all"]
 
 _log = logging.getLogger("tailguard.observe.queries")
 _MAX_DISTINCT = 10_000  # parameter-set hashes kept per shape and scope, to bound memory
 _MAX_STATEMENTS = 10_000  # SQL strings kept per scope (a long-lived scope must not grow forever)
-
-_TOKEN = re.compile(
-    r"""(?P<ident>"(?:[^"]|"")*")                   # a quoted identifier: kept
-      | (?P<comment>/\*.*?\*/|--[^\n]*)              # dropped
-      | (?P<value>'(?:[^']|'')*'                     # string literal
-         | \$\d+ | %\(\w+\)s | %s                    # numeric_dollar, pyformat, format
-         | (?<![:\w]):[A-Za-z_]\w*                   # named (never a ::cast)
-         | __\[POSTCOMPILE_\w+\]                     # an IN list not yet expanded
-         | (?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b)
-    """,
-    re.S | re.X,
-)
-_CAST = r"(?:::\w+(?:\([?, ]*\))?)?"  # asyncpg renders $1::INTEGER
-_IN_LIST = re.compile(rf"\bIN \(\?{_CAST}(?: ?, ?\?{_CAST})*\)", re.I)
-_VALUES = re.compile(r"\bVALUES (\([^()]*\))(?: ?, ?\1)+", re.I)
-
-
-def _replace(match: re.Match[str]) -> str:
-    if match.lastgroup == "ident":
-        return match.group()
-    return " " if match.lastgroup == "comment" else "?"
-
-
-@functools.lru_cache(maxsize=4096)
-def statement_shape(sql: str) -> str:
-    """``sql`` normalised so that one query with other values has one shape:
-    ``SELECT a FROM t WHERE id IN ($1::INTEGER, $2::INTEGER)`` ->
-    ``SELECT a FROM t WHERE id IN (...)``. Cached per distinct string (4,096 of them)."""
-    shape = " ".join(_TOKEN.sub(_replace, sql).split())
-    shape = _IN_LIST.sub("IN (...)", shape)
-    return _VALUES.sub(r"VALUES \1", shape)
-
-
-_executemany_ids = itertools.count()
-
-
-def _parameters_key(parameters: Any, executemany: bool) -> int:
-    """A hash of one parameter set (never the values themselves, to bound memory)."""
-    if executemany:  # one call with many rows: its own parameter set, never hashed row by row
-        return hash(("executemany", next(_executemany_ids)))
-    kind = type(parameters)
-    if kind is dict:  # the usual shapes first: an isinstance() on an ABC costs more
-        values: Any = tuple(parameters.values())
-    elif kind is tuple:
-        values = parameters
-    elif isinstance(parameters, Mapping):
-        values = tuple(parameters.values())
-    elif isinstance(parameters, list | tuple):
-        values = tuple(parameters)
-    else:
-        values = parameters
-    try:
-        return hash(values)
-    except TypeError:  # a list or dict value (ARRAY, JSON)
-        return hash(repr(values))
 
 
 @dataclass
@@ -147,22 +96,26 @@ class NPlusOneDetected(TailguardError):
 @dataclass
 class QueryStats:
     """What one scope executed: ``count`` statements, per shape in ``by_shape``, the SQL
-    strings in order in ``statements`` (the first 10,000)."""
+    strings in order in ``statements`` (the first 10,000). ``flagged``: the shapes that can be
+    findings, ``"select"`` (queries) or ``"all"``."""
 
     name: str
     threshold: int
     count: int = 0
     by_shape: dict[str, ShapeStats] = field(default_factory=dict)
     statements: list[str] = field(default_factory=list, repr=False)
+    flagged: Statements = "select"
 
     @property
     def n_plus_one(self) -> list[NPlusOne]:
-        """Shapes run at least ``threshold`` times with ``threshold`` distinct parameter sets,
-        the most frequent first."""
+        """Shapes (queries only, unless ``flagged="all"``) run at least ``threshold`` times
+        with ``threshold`` distinct parameter sets, the most frequent first."""
         found = [
             NPlusOne(shape, s.count, self.name, s.distinct)
             for shape, s in self.by_shape.items()
-            if s.count >= self.threshold and s.distinct >= self.threshold
+            if s.count >= self.threshold
+            and s.distinct >= self.threshold
+            and (self.flagged == "all" or is_read(shape))
         ]
         return sorted(found, key=lambda f: -f.count)
 
@@ -190,6 +143,8 @@ class QueryCounter:
 
     ``threshold``: executions (and distinct parameter sets) of one shape that make a finding.
     ``on_n_plus_one``: ``"warn"`` (log), ``"raise"`` (``NPlusOneDetected``) or ``"ignore"``.
+    ``statements``: ``"select"`` flags queries only; ``"all"`` also ``INSERT`` / ``UPDATE`` /
+    ``DELETE`` shapes (an ORM flush of N objects is not one of them: it counts once).
     Use as a context manager, or call ``close()``, to detach from the engine.
     """
 
@@ -199,18 +154,25 @@ class QueryCounter:
         *,
         threshold: int = 5,
         on_n_plus_one: OnNPlusOne = "warn",
+        statements: Statements = "select",
         logger: logging.Logger | None = None,
     ) -> None:
         if threshold < 2:
             raise ConfigurationError("threshold", threshold, "an integer >= 2")
         if on_n_plus_one not in ("warn", "raise", "ignore"):
             raise ConfigurationError("on_n_plus_one", on_n_plus_one, "'warn', 'raise' or 'ignore'")
+        if statements not in ("select", "all"):
+            raise ConfigurationError("statements", statements, "'select' or 'all'")
         self.engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         self.threshold = threshold
         self.on_n_plus_one: OnNPlusOne = on_n_plus_one
+        self.statements: Statements = statements
         self.logger = logger or _log
-        self.total = 0  # every statement seen, in a scope or not
+        self.total = 0  # every statement executed, in a scope or not
         self._everywhere: list[QueryStats] = []  # scopes opened with all_tasks=True
+        # executemany executions already counted: SQLAlchemy sends the insertmanyvalues
+        # batches of one execution (one per row on SQLite with RETURNING) with one context
+        self._executions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._listener = self._before_cursor_execute
         event.listen(self.engine, "before_cursor_execute", self._listener)
 
@@ -223,12 +185,19 @@ class QueryCounter:
         context: Any,
         executemany: bool,
     ) -> None:
+        if executemany and context is not None:
+            try:
+                if context in self._executions:
+                    return  # a further batch of an execution already counted
+                self._executions.add(context)
+            except TypeError:  # a context without weak references: count every batch
+                pass
         self.total += 1
         scopes = _SCOPES.get()
         if not scopes and not self._everywhere:
             return
         shape = statement_shape(statement)
-        key = _parameters_key(parameters, executemany)
+        key = parameters_key(parameters, executemany)
         for counter, stats in scopes:
             if counter is self:
                 stats.record(statement, shape, key)
@@ -241,7 +210,7 @@ class QueryCounter:
         It sees the statements of the current task and of the tasks it starts; with
         ``all_tasks=True``, every statement on the engine while it is open (a whole test).
         """
-        return _Scope(self, QueryStats(name, self.threshold), all_tasks)
+        return _Scope(self, QueryStats(name, self.threshold, flagged=self.statements), all_tasks)
 
     def report(self, stats: QueryStats) -> None:
         """Act on ``stats``' findings as ``on_n_plus_one`` says (scopes call it at exit)."""
@@ -308,11 +277,16 @@ _ASGIApp = Callable[[_Message, _Receive, _Send], Awaitable[None]]
 
 class QueryCounterMiddleware:
     """Pure ASGI: one ``counter`` scope per HTTP request, named ``"GET /orders/{id}"`` (the
-    route template, when the framework set ``scope["route"]``; else the raw path)."""
+    route template, as the golden-signal metrics label it, mounts included; else the raw
+    path)."""
 
     def __init__(self, app: _ASGIApp, *, counter: QueryCounter) -> None:
+        from tailguard.observe.signals import UNMATCHED, route_template
+
         self.app = app
         self.counter = counter
+        self._template = route_template
+        self._unmatched = UNMATCHED
 
     async def __call__(self, scope: _Message, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
@@ -323,6 +297,6 @@ class QueryCounterMiddleware:
             try:
                 await self.app(scope, receive, send)
             finally:  # the router sets the route while the app runs
-                template = getattr(scope.get("route"), "path", None)
-                if isinstance(template, str):
+                template = self._template(scope, self.app)
+                if template != self._unmatched:
                     stats.name = f"{method} {template}"

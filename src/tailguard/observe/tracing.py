@@ -4,7 +4,7 @@
 
     from tailguard.observe.tracing import setup_tracing, traced
 
-    setup_tracing("shop")    # OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    setup_tracing("shop")    # OTLP/HTTP if OTEL_EXPORTER_OTLP_ENDPOINT is set, else stdout
 
     @traced
     async def place_order(cart_id: int) -> Order: ...
@@ -13,6 +13,10 @@
 (another ``@traced`` function, an instrumented client, a cache, a policy) nests under it. The
 guide's snippet opened its child with ``tracer.start_span`` inside ``start_as_current_span``:
 that child was never current, so everything called inside it hung off the outer span.
+
+``Traced("name")``, a policy (``Pipeline(Traced("payments"), Retry())``), and
+``TracedTier(tier)``, a cache tier, put spans around policies and cache tiers, which do not
+import OpenTelemetry themselves.
 
 opentelemetry is imported on first use, not with this module: until tracing is set up,
 ``exemplar()`` costs one attribute test.
@@ -41,8 +45,12 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.trace import TracerProvider as AnyTracerProvider
 
+    from tailguard.observe._traced_parts import Traced, TracedTier
+
 __all__ = [
     "SpanEvents",
+    "Traced",
+    "TracedTier",
     "current_trace_id",
     "exemplar",
     "memory_exporter",
@@ -117,6 +125,14 @@ def _tracer() -> Tracer:
     return tracer
 
 
+def __getattr__(name: str) -> Any:
+    if name in ("Traced", "TracedTier"):  # defined on top of this module's _start and _end
+        from tailguard.observe import _traced_parts
+
+        return getattr(_traced_parts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # --- set-up -------------------------------------------------------------------------------
 
 
@@ -133,8 +149,7 @@ def setup_tracing(
 
     - ``exporter``: ``"auto"`` exports over OTLP/HTTP when ``endpoint`` or one of
       ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, and
-      otherwise exports nothing (with a warning: printing every span is no production
-      default, and trace ids still reach logs and exemplars). ``"otlp"``; ``"console"``, one
+      otherwise prints to the console (and logs so, at INFO). ``"otlp"``; ``"console"``, one
       line per span on stdout; ``"memory"``, kept for :func:`memory_exporter` (tests, demos);
       or any ``SpanExporter``. OTLP and custom exporters are batched in the background;
       console and memory export each span as it ends.
@@ -167,9 +182,8 @@ def setup_tracing(
         resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
-    if span_exporter is not None:
-        processor = BatchSpanProcessor if batch else SimpleSpanProcessor
-        provider.add_span_processor(processor(span_exporter))
+    processor = BatchSpanProcessor if batch else SimpleSpanProcessor
+    provider.add_span_processor(processor(span_exporter))
     if set_global:
         from opentelemetry import trace
 

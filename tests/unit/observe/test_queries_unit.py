@@ -10,7 +10,6 @@ import asyncio
 import logging
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,13 +17,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Engine, String, create_engine, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from tailguard.errors import ConfigurationError, TailguardError
+from tailguard.observe._shapes import is_read
 from tailguard.observe.leaks import (
     ConnectionLeak,
+    ConnectionWatch,
     assert_no_leaks,
     checked_out,
     redis_in_use,
@@ -84,6 +86,26 @@ def test_shape_keeps_different_queries_apart() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("shape", "read"),
+    [
+        ("SELECT a FROM t WHERE id = ?", True),
+        ("select a from t where id = ? for update", True),
+        ("(SELECT a FROM t) UNION (SELECT b FROM u)", True),
+        ("WITH x AS (SELECT a FROM t) SELECT * FROM x", True),
+        ('WITH x AS (SELECT "update" FROM t) SELECT * FROM x', True),
+        ("VALUES (?)", True),
+        ("WITH x AS (DELETE FROM t RETURNING a) SELECT * FROM x", False),
+        ("INSERT INTO t (a) VALUES (?) RETURNING id", False),
+        ("UPDATE t SET a = ? WHERE id = ?", False),
+        ("DELETE FROM t WHERE id = ?", False),
+        ("CREATE TABLE t (a INTEGER)", False),
+    ],
+)
+def test_is_read(shape: str, read: bool) -> None:
+    assert is_read(shape) is read
+
+
 # -- counting --------------------------------------------------------------------------------
 
 
@@ -124,6 +146,68 @@ def test_executemany_counts_once(engine: Engine) -> None:
     with QueryCounter(engine) as counter, counter.scope("bulk") as stats, engine.begin() as conn:
         conn.execute(text("INSERT INTO t VALUES (:id, 'x')"), [{"id": 100 + i} for i in range(50)])
     assert stats.count == 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30))
+
+
+def test_orm_bulk_insert_is_one_execution() -> None:
+    """SQLite sends an ORM flush with RETURNING as one insertmanyvalues batch per row, all
+    with one execution context: one execution, never an N+1 finding."""
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    Base.metadata.create_all(engine)
+    with QueryCounter(engine, on_n_plus_one="raise", statements="all") as counter:
+        with counter.scope("seed") as stats, Session(engine) as session:
+            session.add_all(Item(name=f"n{i}") for i in range(500))
+            session.commit()
+        with counter.scope("core") as core, engine.begin() as conn:
+            rows = conn.execute(
+                insert(Item).returning(Item.id), [{"name": f"m{i}"} for i in range(300)]
+            ).all()
+    assert len(rows) == 300
+    [(shape, shape_stats)] = [(k, v) for k, v in stats.by_shape.items() if "INSERT" in k]
+    assert shape == "INSERT INTO item (name) VALUES (?) RETURNING id"
+    assert (shape_stats.count, stats.count, stats.n_plus_one) == (1, 1, [])
+    assert (core.count, counter.total) == (1, 2)
+    engine.dispose()
+
+
+async def test_async_orm_bulk_insert_is_one_execution(tmp_path: Path) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    with QueryCounter(engine, threshold=5, on_n_plus_one="raise") as counter:
+        async with counter.scope("bulk import") as stats, AsyncSession(engine) as session:
+            session.add_all(Item(name=f"n{i}") for i in range(5000))
+            await session.commit()
+    assert stats.count == 1
+    await engine.dispose()
+
+
+def test_writes_are_findings_only_with_statements_all(engine: Engine) -> None:
+    def insert_one_by_one() -> None:
+        with engine.begin() as conn:
+            for i in range(6):  # the loop is real, but a write loop is not the read N+1
+                conn.execute(text("INSERT INTO t VALUES (:id, 'x')"), {"id": 200 + i})
+            conn.execute(text("DELETE FROM t WHERE id >= 200"))
+
+    with QueryCounter(engine, on_n_plus_one="raise") as counter, counter.scope("default") as s:
+        insert_one_by_one()
+    assert s.by_shape["INSERT INTO t VALUES (?, ?)"].count == 6
+    assert s.n_plus_one == []
+    with (
+        QueryCounter(engine, on_n_plus_one="raise", statements="all") as counter,
+        pytest.raises(NPlusOneDetected, match=r"6 x INSERT INTO t VALUES \(\?, \?\)"),
+        counter.scope("all"),
+    ):
+        insert_one_by_one()
 
 
 def test_threshold_needs_count_and_distinct_parameters(engine: Engine) -> None:
@@ -187,7 +271,10 @@ def test_close_detaches(engine: Engine) -> None:
     assert counter.total == 1
 
 
-@pytest.mark.parametrize(("option", "value"), [("threshold", 1), ("on_n_plus_one", "explode")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("threshold", 1), ("on_n_plus_one", "explode"), ("statements", "writes")],
+)
 def test_bad_configuration(engine: Engine, option: str, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=option):
         QueryCounter(engine, **{option: value})
@@ -237,11 +324,74 @@ async def test_middleware_names_the_scope_by_route(
     assert "'GET /orders/{id}'" in record.getMessage()
 
 
+async def test_middleware_names_routes_under_mounts(
+    aengine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def item(request: Any) -> PlainTextResponse:
+        async with aengine.connect() as conn:
+            for i in range(6):
+                await conn.execute(text("SELECT :i"), {"i": i})
+        return PlainTextResponse("ok")
+
+    inner = Starlette(routes=[Route("/items/{id}", item)])
+    app = Starlette(routes=[Mount("/v1", app=inner), Mount("/v2", routes=[Route("/x/{y}", item)])])
+    with QueryCounter(aengine) as counter, caplog.at_level(logging.WARNING):
+        middleware = QueryCounterMiddleware(app, counter=counter)
+        for path in ("/v1/items/3", "/v2/x/4"):
+            await asgi_get(middleware, path)
+    names = [record.args[0] for record in caplog.records]  # type: ignore[index]
+    assert names == ["GET /v1/items/{id}", "GET /v2/x/{y}"]  # never the route within the mount
+
+
+async def asgi_get(app: Any, path: str) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "headers": [], "client": ("t", 1), "server": ("t", 80),
+    }  # fmt: skip
+    await app(scope, receive, send)
+
+
 # -- the pytest fixtures ---------------------------------------------------------------------
 
 GENERATED_TESTS = """
-from sqlalchemy import text
+import pytest
+from sqlalchemy import String, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30))
+
+
+@pytest.fixture
+def engine():
+    engine = create_engine("sqlite:///{db}")
+    yield engine
+    engine.dispose()  # resets the pool's own count of checked-out connections
+
+
+@pytest.fixture
+def session(engine):  # the usual fixture: its connection goes back at teardown
+    with Session(engine) as session:
+        yield session
 
 
 async def test_n_plus_one(query_counter):
@@ -269,23 +419,146 @@ async def test_leak(no_leaked_connections):
     conn = await engine.connect()
     await conn.execute(text("SELECT 1"))
     test_leak.conn = conn  # kept alive, so the leak is ours and not the GC's
+
+
+def test_session_fixture_is_no_leak(engine, session, no_leaked_connections):
+    no_leaked_connections(engine)
+    session.execute(text("SELECT 1"))
+
+
+def test_leak_past_engine_dispose(engine, no_leaked_connections):
+    no_leaked_connections(engine)
+    conn = engine.connect()
+    conn.execute(text("SELECT 1"))
+    test_leak_past_engine_dispose.conn = conn
+
+
+def test_seeding_rows_is_no_n_plus_one(engine, session, query_counter, no_leaked_connections):
+    Base.metadata.create_all(engine)
+    query_counter(engine, statements="all")
+    no_leaked_connections(engine)
+    session.add_all(Item(name=f"n{i}") for i in range(50))  # one INSERT ... RETURNING per row
+    session.commit()
+    assert len(session.query(Item).all()) == 50
+
+
+def test_failure_is_reported_once(engine, query_counter, no_leaked_connections):
+    query_counter(engine)
+    no_leaked_connections(engine)
+    conn = engine.connect()
+    for i in range(6):
+        conn.execute(text("SELECT :i"), {"i": i})
+    test_failure_is_reported_once.conn = conn
+    assert False, "the real failure"
+"""
+
+IMPORTED_TESTS = """
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from tailguard.observe.pytest_plugin import no_leaked_connections, query_counter
+
+
+@pytest.fixture
+def engine():
+    engine = create_engine("sqlite:///{db}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    with Session(engine) as session:
+        yield session
+
+
+def test_failure_is_reported_once(engine, query_counter, no_leaked_connections):
+    query_counter(engine)
+    no_leaked_connections(engine)
+    conn = engine.connect()
+    for i in range(6):
+        conn.execute(text("SELECT :i"), {"i": i})
+    test_failure_is_reported_once.conn = conn
+    assert False, "the real failure"
+
+
+def test_n_plus_one_errors_at_teardown(engine, query_counter):
+    query_counter(engine)
+    with engine.connect() as conn:
+        for i in range(7):
+            conn.execute(text("SELECT :i"), {"i": i})
+
+
+def test_leak_errors_at_teardown(no_leaked_connections, engine):
+    no_leaked_connections(engine)
+    conn = engine.connect()
+    conn.execute(text("SELECT 1"))
+    test_leak_errors_at_teardown.conn = conn
+
+
+def test_session_fixture_requested_after(no_leaked_connections, engine, session):
+    no_leaked_connections(engine)
+    session.execute(text("SELECT 1"))
 """
 
 
-def test_fixtures_fail_the_test(tmp_path: Path) -> None:
-    source = GENERATED_TESTS.replace("{db}", str(tmp_path / "db.sqlite"))
-    (tmp_path / "test_generated.py").write_text(textwrap.dedent(source))
+def run_pytest(tmp_path: Path, source: str, *plugin: str) -> str:
+    (tmp_path / "test_generated.py").write_text(source.replace("{db}", str(tmp_path / "db")))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tailguard.observe.pytest_plugin",
-         "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-W", "ignore", "test_generated.py"],
+        [sys.executable, "-m", "pytest", "-q", "-rA", *plugin, "-p", "no:cacheprovider",
+         "-o", "asyncio_mode=auto", "-W", "ignore", "test_generated.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    out = result.stdout
-    assert "2 failed, 1 passed" in out, out
-    assert "error" not in out.splitlines()[-1], out  # failed in the call, never in teardown
+    return result.stdout
+
+
+def outcomes(out: str) -> dict[str, str]:
+    """``{"test_x": "PASSED" | "FAILED" | "ERROR", ...}`` from ``-rA``: an error wins."""
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        word, _, rest = line.partition(" test_generated.py::")
+        if rest and word in ("PASSED", "FAILED", "ERROR"):
+            name = rest.split()[0]
+            found[name] = "ERROR" if found.get(name) == "ERROR" else word
+    return found
+
+
+def test_fixtures_as_a_plugin(tmp_path: Path) -> None:
+    """N+1 fails the test body; leaks are checked once every fixture is torn down (a session
+    fixture is no leak, a disposed engine hides none); a failed test is reported once."""
+    out = run_pytest(tmp_path, GENERATED_TESTS, "-p", "tailguard.observe.pytest_plugin")
+    assert outcomes(out) == {
+        "test_n_plus_one": "FAILED",
+        "test_one_query": "PASSED",
+        "test_leak": "ERROR",
+        "test_session_fixture_is_no_leak": "PASSED",
+        "test_leak_past_engine_dispose": "ERROR",
+        "test_seeding_rows_is_no_n_plus_one": "PASSED",
+        "test_failure_is_reported_once": "FAILED",
+    }, out
+    assert out.splitlines()[-1].startswith("2 failed, 5 passed, 2 errors"), out
     assert "N+1 queries in 'test_generated.py::test_n_plus_one':" in out
     assert "9 x SELECT ? (9 distinct parameter sets)" in out
+    assert "ERROR at teardown of test_leak " in out
     assert "1 connection(s) still checked out of sqlite+aiosqlite:///" in out
+    assert "ERROR at teardown of test_leak_past_engine_dispose" in out
+    assert f"1 connection(s) still checked out of sqlite:///{tmp_path / 'db'}" in out
+    assert "the real failure" in out
+    assert "test_failure_is_reported_once'" not in out  # no N+1 message for the failed test
+
+
+def test_fixtures_imported_into_a_module(tmp_path: Path) -> None:
+    out = run_pytest(tmp_path, IMPORTED_TESTS)
+    assert outcomes(out) == {
+        "test_failure_is_reported_once": "FAILED",
+        "test_n_plus_one_errors_at_teardown": "ERROR",
+        "test_leak_errors_at_teardown": "ERROR",
+        "test_session_fixture_requested_after": "PASSED",
+    }, out
+    assert out.splitlines()[-1].startswith("1 failed, 3 passed, 2 errors"), out
+    assert "7 x SELECT ? (7 distinct parameter sets)" in out
+    assert "6 x SELECT ?" not in out
 
 
 # -- leaks -----------------------------------------------------------------------------------
@@ -304,6 +577,39 @@ async def test_checked_out_and_assert_no_leaks(tmp_path: Path) -> None:
     await conn.close()
     assert_no_leaks(engine)
     await engine.dispose()
+
+
+def test_connection_watch_counts_on_through_dispose(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    held = engine.connect()  # out before the watch: a fixture's connection
+    with ConnectionWatch(engine) as watch:
+        assert watch.leaks() == [(str(engine.url), 1)]
+        held.close()
+        watch.check()
+        leaked = engine.connect()
+        leaked.execute(text("SELECT 1"))
+        with engine.connect() as returned:
+            returned.execute(text("SELECT 2"))
+        engine.dispose()  # QueuePool forgets what is out; the watch does not
+        assert checked_out(engine) == 0
+        with pytest.raises(ConnectionLeak, match=r"1 connection\(s\) still checked out of sqlite"):
+            watch.check()
+        with engine.connect() as again:  # the recreated pool is watched as well
+            again.execute(text("SELECT 3"))
+            assert watch.leaks() == [(str(engine.url), 2)]
+        leaked.close()
+        watch.check()
+    late = engine.connect()
+    assert watch.leaks() == []  # closed: no longer listening
+    late.close()
+    engine.dispose()
+
+
+def test_connection_watch_rejects_what_it_cannot_count() -> None:
+    with pytest.raises(TypeError, match="StaticPool"):
+        ConnectionWatch(create_engine("sqlite://", poolclass=StaticPool))
+    with pytest.raises(TypeError, match="not a redis"):
+        ConnectionWatch(create_engine("sqlite:///unused.db"), object())
 
 
 def test_pools_that_do_not_count() -> None:

@@ -472,22 +472,34 @@ def test_exporter_and_endpoint_are_validated() -> None:
         setup_tracing("", exporter="memory", set_global=False)
 
 
-def test_auto_without_an_endpoint_exports_nothing_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_auto_without_an_endpoint_prints_to_the_console(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    with caplog.at_level(logging.WARNING, logger="tailguard.observe.tracing"):
-        setup_tracing("test", set_global=False)
-    assert "not exported" in caplog.text
+    with caplog.at_level(logging.INFO, logger="tailguard.observe.tracing"):
+        setup_tracing("test", set_global=False, span_events=False)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert "stdout" in record.getMessage()
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in record.getMessage()
     with pytest.raises(RuntimeError, match="in-memory"):
         memory_exporter()
 
-    @traced
+    @traced("work")
     def work() -> str | None:
         return current_trace_id()
 
-    assert work() is not None  # spans still exist: trace ids reach logs and exemplars
+    trace_id = work()
+    assert trace_id is not None
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("span 'work' ")
+    assert f"trace={trace_id}" in line
+    exporter, batch = tracing._exporter("auto", None)
+    assert type(exporter).__name__ == "ConsoleSpanExporter"
+    assert not batch
 
 
 @pytest.mark.parametrize(
