@@ -43,3 +43,22 @@ def test_ratelimit_benchmark_runs_every_section(
     for section in ("Redis checks/s", "Redis bytes per key", "In memory"):
         assert section in out, section
     assert results["targets"], "targets were computed"
+
+
+@pytest.mark.slow
+def test_observe_benchmark_runs_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import observe
+
+    results = observe.main(["--quick"])
+    out = capsys.readouterr().out
+    for section in ("1. HTTP on loopback", "2. @monitor per call", "3. @profile_performance"):
+        assert section in out, section
+    for variant in observe.HTTP_VARIANTS:
+        assert variant.label in out, variant.key
+        assert results["http"][variant.key]["requests"] > 0, variant.key
+    for key in ("bare", "monitor", "guide", "guide_bound", "profile"):
+        for kind in ("async", "sync"):
+            case = results["calls"][f"{key}_{kind}"]
+            assert case["label"] in out, f"{key}_{kind}"
+            assert case["median_ns"] > 0, f"{key}_{kind}"
+    assert len(results["targets"]) == 5
