@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from threading import get_ident
 from typing import Any
 
@@ -27,7 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
-__all__ = ["FastCounter", "FastHistogram", "FastUpDown"]
+__all__ = ["FastCounter", "FastHistogram", "FastUpDown", "ProbeGauge"]
 
 
 class _Child:
@@ -114,7 +115,24 @@ class _Family(Collector):
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], Any] = {}
+        # Called before every collect: writers that batch their observations flush them here,
+        # so a scrape sees everything recorded before it. Held weakly (a bound method).
+        self._before_collect: list[weakref.WeakMethod[Callable[[], None]]] = []
         registry.register(self)
+
+    def before_collect(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` (a bound method, held weakly) before each collect."""
+        self._before_collect.append(weakref.WeakMethod(flush))
+
+    def _flush(self) -> None:
+        if self._before_collect:
+            alive = []
+            for ref in self._before_collect:
+                flush = ref()
+                if flush is not None:
+                    flush()
+                    alive.append(ref)
+            self._before_collect = alive
 
     def _new(self) -> Any:
         raise NotImplementedError
@@ -166,6 +184,7 @@ class FastHistogram(_Family):
         return HistogramChild(self.bounds)
 
     def collect(self) -> Iterator[Metric]:
+        self._flush()
         family = self._family()
         les = [_le(b) for b in self.bounds] + ["+Inf"]
         for labels, child in list(self._children.items()):
@@ -189,6 +208,7 @@ class FastCounter(_Family):
         return CounterChild()
 
     def collect(self) -> Iterator[Metric]:
+        self._flush()
         family = self._family()
         for labels, child in list(self._children.items()):
             family.add_metric(list(labels), child.totals()[0])  # type: ignore[attr-defined]
@@ -206,3 +226,30 @@ class FastUpDown(FastCounter):
 
 def _le(bound: float) -> str:
     return repr(float(bound))
+
+
+class ProbeGauge(_Family):
+    """A gauge read from functions at scrape time (summed per label set): for values the
+    writer keeps itself, such as a plain counter of requests in flight."""
+
+    kind = "gauge"
+
+    def _new(self) -> list[weakref.WeakMethod[Callable[[], float]]]:
+        return []
+
+    def probe(self, read: Callable[[], float], *values: str) -> None:
+        """Add ``read`` (a bound method, held weakly) to the label set ``values``."""
+        self.labels(*values).append(weakref.WeakMethod(read))
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for labels, reads in list(self._children.items()):
+            total = 0.0
+            for ref in list(reads):
+                read = ref()
+                if read is None:
+                    reads.remove(ref)
+                else:
+                    total += read()
+            family.add_metric(list(labels), total)  # type: ignore[attr-defined]
+        yield family

@@ -20,15 +20,17 @@ import asyncio
 import functools
 import inspect
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 
 from tailguard.observe import _names, _server_span
-from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown
+from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown, ProbeGauge
 from tailguard.observe._registry import REGISTRY, family
 from tailguard.observe._routes import UNMATCHED, route_template
+from tailguard.observe.tracing import _state as _tracing
 from tailguard.observe.tracing import exemplar
 
 __all__ = ["UNMATCHED", "GoldenSignals", "metrics_app", "monitor", "route_template"]
@@ -45,6 +47,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 _perf = time.perf_counter
+_BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
 
 
 def _http_families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> tuple[Any, ...]:
@@ -82,7 +85,7 @@ def _http_families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> t
     in_flight = family(
         registry,
         _names.HTTP_IN_FLIGHT,
-        lambda reg: FastUpDown(
+        lambda reg: ProbeGauge(
             _names.HTTP_IN_FLIGHT,
             "HTTP requests being served now.",
             registry=reg,
@@ -115,17 +118,22 @@ class GoldenSignals:
     ) -> None:
         self.app = app
         self.registry = registry if registry is not None else REGISTRY
-        self._route_of = route_of or (lambda scope: route_template(scope, app))
+        self._custom_route = route_of
         excluded = [p.rstrip("/") for p in exclude]
         self._exclude = frozenset(excluded)
         self._exclude_under = tuple(p + "/" for p in excluded)
         self._duration, self._requests, self._errors, in_flight = _http_families(
             self.registry, tuple(buckets)
         )
-        self._in_flight = in_flight.labels()
-        # (route, method, status class) -> (histogram child, counter child)
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._error_children: dict[tuple[str, str, str], Any] = {}
+        self.in_flight = 0  # requests being served now, read by the gauge at scrape time
+        in_flight.probe(self._in_flight_now)
+        # (route, method, status, seconds, exception, exemplar) of requests not yet counted
+        self._pending: deque[tuple[Any, str, int, float, type[BaseException] | None, Any]] = deque()
+        for fam in (self._duration, self._requests, self._errors):
+            fam.before_collect(self._flush)
+        self._templates: dict[int, tuple[Any, str]] = {}  # id(route) -> (route, template)
+        # (route, method, status, exception type) -> where such a request is counted
+        self._sinks: dict[tuple[str, str, int, Any], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -140,9 +148,8 @@ class GoldenSignals:
                 status = message["status"]
             await send(message)
 
-        in_flight = self._in_flight
-        in_flight.inc()
-        server = _server_span.start(scope) if _server_span.active() else None
+        self.in_flight += 1
+        server = None if _tracing.exemplars is None else _server_span.start(scope)
         start = _perf()
         error: BaseException | None = None
         try:
@@ -152,48 +159,92 @@ class GoldenSignals:
             raise
         finally:
             elapsed = _perf() - start
-            in_flight.dec()
-            # Recorded while the request's span is still current: its trace id is the exemplar.
-            method, route = self._record(scope, status, elapsed, error)
-            if server is not None:
-                _server_span.finish(server, method, route, status, error)
+            self.in_flight -= 1
+            # What the request was, kept raw: aggregating it into the families is left to
+            # _flush (at a scrape, or every _BATCH requests), off the request's path.
+            route: Any
+            if self._custom_route is not None:
+                route = self._custom_route(scope)
+            elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
+                route = route_template(scope, self.app)  # under a mount: resolved now
+            else:
+                route = scope.get("route") or scope.get("path_template")
+            method = scope.get("method", "GET")
+            kind = None if error is None else type(error)  # not the error: its traceback
+            if server is None:
+                self._pending.append((route, method, status, elapsed, kind, None))
+            else:
+                # Read while the request's span is current: its trace id is the exemplar.
+                ex = exemplar()
+                self._pending.append((route, method, status, elapsed, kind, ex))
+                _server_span.finish(server, method, self._template(route), status, error)
+            if len(self._pending) >= _BATCH:
+                self._flush()
 
-    def _record(
-        self, scope: Scope, status: int, elapsed: float, exc: BaseException | None
-    ) -> tuple[str, str]:
-        method = scope.get("method", "GET")
+    def _template(self, route: Any) -> str:
+        if route is None:
+            return UNMATCHED
+        if isinstance(route, str):
+            return route
+        # By id(): routes compare by value and are unhashable. The route is kept with its
+        # template, so its id cannot be reused while cached.
+        cached = self._templates.get(id(route))
+        if cached is None or cached[0] is not route:
+            path = getattr(route, "path_format", None) or getattr(route, "path", None)
+            cached = (route, path if isinstance(path, str) else UNMATCHED)
+            if len(self._templates) < 10_000:
+                self._templates[id(route)] = cached
+        return cached[1]
+
+    def _flush(self) -> None:
+        """Aggregate the requests recorded since the last flush into the metric families."""
+        pending, popleft, sinks = self._pending, self._pending.popleft, self._sinks
+        for _ in range(len(pending)):
+            try:
+                route, method, status, elapsed, kind, ex = popleft()
+            except IndexError:  # another thread flushed it first
+                return
+            template = route if isinstance(route, str) else self._template(route)
+            sink = sinks.get((template, method, status, kind))
+            if sink is None:
+                sink = self._sink(template, method, status, kind)
+            sink[0](elapsed, ex)
+            sink[1]()
+            if sink[2] is not None:
+                sink[2]()
+
+    def _sink(
+        self, route: str, method: str, status: int, kind: type[BaseException] | None
+    ) -> tuple[Callable[[float, Any], None], Callable[[], None], Callable[[], None] | None]:
+        """Where a request of this kind is counted: (observe latency, count it, count the
+        error or None); kept for the next ones (at most a few per route and method)."""
+        key = (route, method, status, kind)
         if method not in _METHODS:
             method = "other"
-        route = self._route_of(scope)
         error: str | None = None
-        if isinstance(exc, asyncio.CancelledError):
+        if kind is not None and issubclass(kind, asyncio.CancelledError):
             # The client went away (or the server is stopping): not a failure of the service,
             # and no error budget spent. Recorded as nginx's 499 when nothing was sent yet.
             status = status or 499
-        elif exc is not None:
+        elif kind is not None:
             # Raised before responding: the server answers 500. Raised mid-response: the client
             # got a broken response, whatever status went first: a 5xx for the SLO as well.
             status = 500
-            error = type(exc).__name__
-        status_class = _CLASSES[status // 100] if 100 <= status < 600 else "5xx"
-        key = (route, method, status_class)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self._duration.labels(route, method, status_class),
-                self._requests.labels(route, method, status_class),
-            )
-        children[0].observe(elapsed, exemplar())
-        children[1].inc()
-        if error is None and status >= 500:
+            error = kind.__name__
+        elif status >= 500:
             error = str(status)
-        if error is not None:
-            ekey = (route, method, error)
-            child = self._error_children.get(ekey)
-            if child is None:
-                child = self._error_children[ekey] = self._errors.labels(route, method, error)
-            child.inc()
-        return method, route
+        status_class = _CLASSES[status // 100] if 100 <= status < 600 else "5xx"
+        sink = (
+            self._duration.labels(route, method, status_class).observe,
+            self._requests.labels(route, method, status_class).inc,
+            None if error is None else self._errors.labels(route, method, error).inc,
+        )
+        if len(self._sinks) < 10_000:  # label sets are bounded; raw statuses nearly so
+            self._sinks[key] = sink
+        return sink
+
+    def _in_flight_now(self) -> float:
+        return self.in_flight
 
 
 def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
