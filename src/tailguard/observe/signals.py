@@ -197,27 +197,45 @@ class GoldenSignals:
         return cached[1]
 
     def _flush(self) -> None:
-        """Aggregate the requests recorded since the last flush into the metric families."""
-        pending, popleft, sinks = self._pending, self._pending.popleft, self._sinks
+        """Aggregate the requests recorded since the last flush into the metric families:
+        grouped first, so each kind of request costs one lookup and one histogram pass."""
+        pending, popleft = self._pending, self._pending.popleft
+        # (route or its id, method, status, error type) -> [route, seconds, (seconds, exemplar)]
+        groups: dict[tuple[Any, str, int, Any], list[Any]] = {}
         for _ in range(len(pending)):
             try:
                 route, method, status, elapsed, kind, ex = popleft()
             except IndexError:  # another thread flushed it first
-                return
-            template = route if isinstance(route, str) else self._template(route)
+                break
+            # Route objects compare by value and are unhashable: grouped by identity.
+            rkey = route if route is None or route.__class__ is str else id(route)
+            group = groups.get((rkey, method, status, kind))
+            if group is None:
+                group = groups[(rkey, method, status, kind)] = [route, [], []]
+            if ex is None:
+                group[1].append(elapsed)
+            else:
+                group[2].append((elapsed, ex))
+        sinks = self._sinks
+        for (_, method, status, kind), (route, seconds, traced) in groups.items():
+            template = self._template(route)
             sink = sinks.get((template, method, status, kind))
             if sink is None:
                 sink = self._sink(template, method, status, kind)
-            sink[0](elapsed, ex)
-            sink[1]()
-            if sink[2] is not None:
-                sink[2]()
+            histogram, count, errors = sink
+            histogram.observe_many(seconds)
+            for elapsed, ex in traced:
+                histogram.observe(elapsed, ex)
+            n = len(seconds) + len(traced)
+            count(n)
+            if errors is not None:
+                errors(n)
 
     def _sink(
         self, route: str, method: str, status: int, kind: type[BaseException] | None
-    ) -> tuple[Callable[[float, Any], None], Callable[[], None], Callable[[], None] | None]:
-        """Where a request of this kind is counted: (observe latency, count it, count the
-        error or None); kept for the next ones (at most a few per route and method)."""
+    ) -> tuple[Any, Callable[[float], None], Callable[[float], None] | None]:
+        """Where a request of this kind is counted: (its latency histogram, count them, count
+        the errors or None); kept for the next ones (at most a few per route and method)."""
         key = (route, method, status, kind)
         if method not in _METHODS:
             method = "other"
@@ -235,7 +253,7 @@ class GoldenSignals:
             error = str(status)
         status_class = _CLASSES[status // 100] if 100 <= status < 600 else "5xx"
         sink = (
-            self._duration.labels(route, method, status_class).observe,
+            self._duration.labels(route, method, status_class),
             self._requests.labels(route, method, status_class).inc,
             None if error is None else self._errors.labels(route, method, error).inc,
         )
