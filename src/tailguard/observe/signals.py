@@ -142,11 +142,13 @@ class GoldenSignals:
             return
         status = 0
 
-        async def send_status(message: Message) -> None:
+        # A plain function returning send's awaitable: the app awaits that directly, and no
+        # coroutine of ours is made per message.
+        def send_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         self.in_flight += 1
         server = None if _tracing.exemplars is None else _server_span.start(scope)
