@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
@@ -127,8 +127,22 @@ class GoldenSignals:
         )
         self.in_flight = 0  # requests being served now, read by the gauge at scrape time
         in_flight.probe(self._in_flight_now)
-        # (route, method, status, seconds, exception, exemplar) of requests not yet counted
-        self._pending: deque[tuple[Any, str, int, float, type[BaseException] | None, Any]] = deque()
+        # The requests not yet counted, as columns: route, method, status, seconds, and None
+        # or (exception type, exemplar). Columns of references and numbers, not a tuple per
+        # request: nothing the garbage collector tracks is made per request and kept, so the
+        # batch does not push the process into more full collections.
+        self._columns: tuple[list[Any], list[str], list[int], list[float], list[Any]] = (
+            [], [], [], [], []
+        )  # fmt: skip
+        routes, methods, statuses, seconds, extras = self._columns
+        self._append = (
+            routes.append,
+            methods.append,
+            statuses.append,
+            seconds.append,
+            extras.append,
+        )
+        self._flush_lock = threading.Lock()
         for fam in (self._duration, self._requests, self._errors):
             fam.before_collect(self._flush)
         self._templates: dict[int, tuple[Any, str]] = {}  # id(route) -> (route, template)
@@ -172,15 +186,21 @@ class GoldenSignals:
             else:
                 route = scope.get("route") or scope.get("path_template")
             method = scope.get("method", "GET")
-            kind = None if error is None else type(error)  # not the error: its traceback
-            if server is None:
-                self._pending.append((route, method, status, elapsed, kind, None))
+            add_route, add_method, add_status, add_seconds, add_extra = self._append
+            add_route(route)
+            add_method(method)
+            add_status(status)
+            add_seconds(elapsed)
+            if server is None and error is None:
+                add_extra(None)
             else:
-                # Read while the request's span is current: its trace id is the exemplar.
-                ex = exemplar()
-                self._pending.append((route, method, status, elapsed, kind, ex))
-                _server_span.finish(server, method, self._template(route), status, error)
-            if len(self._pending) >= _BATCH:
+                # The type, not the error (its traceback holds frames); the exemplar read
+                # while the request's span is current: its trace id.
+                ex = exemplar() if server is not None else None
+                add_extra((None if error is None else type(error), ex))
+                if server is not None:
+                    _server_span.finish(server, method, self._template(route), status, error)
+            if len(self._columns[4]) >= _BATCH:
                 self._flush()
 
     def _template(self, route: Any) -> str:
@@ -201,14 +221,16 @@ class GoldenSignals:
     def _flush(self) -> None:
         """Aggregate the requests recorded since the last flush into the metric families:
         grouped first, so each kind of request costs one lookup and one histogram pass."""
-        pending, popleft = self._pending, self._pending.popleft
+        with self._flush_lock:  # a scrape from another thread, and the loop's own flush
+            columns = self._columns
+            n = min(map(len, columns))  # a request being appended (another thread) waits
+            batch = [column[:n] for column in columns]
+            for column in columns:
+                del column[:n]
         # (route or its id, method, status, error type) -> [route, seconds, (seconds, exemplar)]
         groups: dict[tuple[Any, str, int, Any], list[Any]] = {}
-        for _ in range(len(pending)):
-            try:
-                route, method, status, elapsed, kind, ex = popleft()
-            except IndexError:  # another thread flushed it first
-                break
+        for route, method, status, elapsed, extra in zip(*batch, strict=True):
+            kind, ex = (None, None) if extra is None else extra
             # Route objects compare by value and are unhashable: grouped by identity.
             rkey = route if route is None or route.__class__ is str else id(route)
             group = groups.get((rkey, method, status, kind))
