@@ -12,8 +12,11 @@
      |   +- BackendSaturated     the client ran out of connections; the server may be fine
      +- ConfigurationError       a setting had a wrong value (also a ``ValueError``)
      +- CacheValueError          a key or value the cache cannot take (also a ``ValueError``)
-         +- KeyTooLong           a cache key longer than its limit (bytes)
-         +- ValueTooLarge        an encoded value larger than its limit (bytes)
+     |   +- KeyTooLong           a cache key longer than its limit (bytes)
+     |   +- ValueTooLarge        an encoded value larger than its limit (bytes)
+     +- ShardError               one shard of a scatter-gather failed (its error as ``__cause__``)
+     +- NPlusOneDetected         a unit of work ran one statement shape once per row
+     +- ConnectionLeak           connections still checked out after a request or a test
 
 Expected outcomes are values (a rate-limit ``Decision``); only failures and rejections raise.
 Backend errors are translated at the boundary, so callers catch tailguard's names and still see
@@ -22,6 +25,9 @@ the original error as ``__cause__``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BackendSaturated",
     "BackendUnavailable",
@@ -29,10 +35,13 @@ __all__ = [
     "CacheValueError",
     "CircuitOpenError",
     "ConfigurationError",
+    "ConnectionLeak",
     "DeadlineExceeded",
     "KeyTooLong",
+    "NPlusOneDetected",
     "RateLimitExceeded",
     "Rejected",
+    "ShardError",
     "TailguardError",
     "ValueTooLarge",
 ]
@@ -148,3 +157,35 @@ class ValueTooLarge(CacheValueError):
         self.key = key
         self.size = size
         self.limit = limit
+
+
+class ShardError(TailguardError):
+    """The call on shard ``shard`` failed (the original error is ``__cause__`` and ``error``);
+    the other shards' calls were cancelled."""
+
+    def __init__(self, shard: int, error: BaseException) -> None:
+        super().__init__(f"shard {shard} failed: {type(error).__name__}: {error}".rstrip(": "))
+        self.shard = shard
+        self.error = error
+
+
+class NPlusOneDetected(TailguardError):
+    """A scope ran the same statement shape once per row: ``findings`` lists each one
+    (``tailguard.observe.NPlusOne`` records)."""
+
+    def __init__(self, findings: Sequence[Any]) -> None:
+        scope = findings[0].scope if findings else ""
+        lines = "".join(f"\n  {finding}" for finding in findings)
+        super().__init__(f"N+1 queries in {scope!r}:{lines}")
+        self.findings = list(findings)
+
+
+class ConnectionLeak(TailguardError):
+    """Connections are still checked out: ``leaks`` lists ``(pool name, count)`` pairs."""
+
+    def __init__(self, leaks: list[tuple[str, int]]) -> None:
+        what = "; ".join(
+            f"{count} connection(s) still checked out of {name}" for name, count in leaks
+        )
+        super().__init__(what)
+        self.leaks = leaks

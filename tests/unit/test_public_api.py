@@ -74,10 +74,13 @@ def test_errors_events_and_testing_names() -> None:
         "CacheValueError",
         "CircuitOpenError",
         "ConfigurationError",
+        "ConnectionLeak",
         "DeadlineExceeded",
         "KeyTooLong",
+        "NPlusOneDetected",
         "RateLimitExceeded",
         "Rejected",
+        "ShardError",
         "TailguardError",
         "ValueTooLarge",
     ]
@@ -120,7 +123,7 @@ def test_import_tailguard_stays_light() -> None:
     heavy = ["redis", "sqlalchemy", "opentelemetry", "prometheus_client", "httpx", "pydantic"]
     code = (
         "import sys, tailguard, tailguard.resilience, tailguard.testing, tailguard.cache,"
-        " tailguard.ratelimit;"
+        " tailguard.ratelimit, tailguard.shard;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -221,3 +224,28 @@ def test_metrics_alone_import_no_orm_yaml_or_tracing() -> None:
     code = f"import sys, tailguard.observe;print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_shard_names() -> None:
+    import tailguard.shard
+
+    assert sorted(tailguard.shard.__all__) == [
+        "ByMonth",
+        "Gathered",
+        "JumpHash",
+        "Key",
+        "Modulo",
+        "Move",
+        "Movement",
+        "Rendezvous",
+        "ShardError",
+        "ShardRouter",
+        "StableHash",
+        "Strategy",
+        "digest64",
+        "jump",
+        "movement",
+        "moves",
+    ]
+    for name in tailguard.shard.__all__:
+        assert hasattr(tailguard.shard, name), name

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 
-from tailguard.errors import ConfigurationError, TailguardError
+from tailguard.errors import ConfigurationError, ConnectionLeak
 
 __all__ = [
     "ConnectionLeak",
@@ -37,17 +37,6 @@ __all__ = [
     "redis_in_use",
     "soak",
 ]
-
-
-class ConnectionLeak(TailguardError):
-    """Connections are still checked out: ``leaks`` lists ``(pool name, count)`` pairs."""
-
-    def __init__(self, leaks: list[tuple[str, int]]) -> None:
-        what = "; ".join(
-            f"{count} connection(s) still checked out of {name}" for name, count in leaks
-        )
-        super().__init__(what)
-        self.leaks = leaks
 
 
 def _pool(resource: Engine | AsyncEngine | Pool) -> Pool:

@@ -34,7 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tailguard.errors import ConfigurationError, TailguardError
+from tailguard.errors import ConfigurationError, NPlusOneDetected
 from tailguard.observe._shapes import is_read, parameters_key, statement_shape
 
 __all__ = [
@@ -81,16 +81,6 @@ class NPlusOne:
     def __str__(self) -> str:
         shape = self.shape if len(self.shape) <= 300 else self.shape[:297] + "..."
         return f"{self.count} x {shape} ({self.distinct} distinct parameter sets)"
-
-
-class NPlusOneDetected(TailguardError):
-    """A scope ran the same statement shape once per row: ``findings`` lists each one."""
-
-    def __init__(self, findings: list[NPlusOne]) -> None:
-        scope = findings[0].scope if findings else ""
-        lines = "".join(f"\n  {finding}" for finding in findings)
-        super().__init__(f"N+1 queries in {scope!r}:{lines}")
-        self.findings = findings
 
 
 @dataclass
