@@ -120,10 +120,18 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_import_tailguard_stays_light() -> None:
-    heavy = ["redis", "sqlalchemy", "opentelemetry", "prometheus_client", "httpx", "pydantic"]
+    heavy = [
+        "redis",
+        "sqlalchemy",
+        "opentelemetry",
+        "prometheus_client",
+        "httpx",
+        "aiohttp",
+        "pydantic",
+    ]
     code = (
         "import sys, tailguard, tailguard.resilience, tailguard.testing, tailguard.cache,"
-        " tailguard.ratelimit, tailguard.shard;"
+        " tailguard.ratelimit, tailguard.shard, tailguard.balance;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -249,3 +257,26 @@ def test_shard_names() -> None:
     ]
     for name in tailguard.shard.__all__:
         assert hasattr(tailguard.shard, name), name
+
+
+def test_balance_names() -> None:
+    import tailguard.balance
+
+    assert sorted(tailguard.balance.__all__) == [
+        "BalancedSession",
+        "BalancedTransport",
+        "Balancer",
+        "Endpoint",
+        "HealthCheck",
+        "IPHash",
+        "Lease",
+        "LeastConnections",
+        "OutlierDetection",
+        "Picker",
+        "PowerOfTwo",
+        "RoundRobin",
+        "Weighted",
+        "is_idempotent",
+    ]
+    for name in tailguard.balance.__all__:
+        assert getattr(tailguard.balance, name) is not None, name

@@ -1,0 +1,165 @@
+"""What the adapters share besides the balancer: idempotency, the ``Adapter`` protocol, and
+one request's attempts run through :class:`~tailguard.resilience.Retry` (see ``balancer.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Final, Generic, Literal, Protocol, TypeVar
+
+from tailguard.balance._endpoint import Endpoint
+from tailguard.errors import ConfigurationError
+from tailguard.events import HookRegistry
+from tailguard.resilience import Retry, RetryBudget
+
+if TYPE_CHECKING:
+    from tailguard.balance.balancer import Balancer
+
+__all__ = [
+    "DEFAULT_FAILURE_STATUSES",
+    "DEFAULT_RETRY_STATUSES",
+    "IDEMPOTENT_METHODS",
+    "Adapter",
+    "Call",
+    "RetrySpec",
+    "is_idempotent",
+    "retry_driver",
+]
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+RetrySpec = Retry | RetryBudget | int | None
+"""``Retry(...)``: its attempts, backoff, budget and name (which failures are retried is the
+balancer's decision); a ``RetryBudget``: 3 attempts, no backoff, that budget; an int: that many
+attempts, no backoff, a fresh ``RetryBudget()``; ``None`` or ``1``: no retries."""
+
+DEFAULT_RETRY_STATUSES: Final = frozenset({502, 503, 504})
+DEFAULT_FAILURE_STATUSES: Final = frozenset(range(500, 600))
+
+
+def is_idempotent(method: str, header_names: Iterable[str] = ()) -> bool:
+    """May a request with ``method`` and these headers be sent twice?"""
+    if method.upper() in IDEMPOTENT_METHODS:
+        return True
+    return any(name.lower() == "idempotency-key" for name in header_names)
+
+
+class Adapter(Protocol[R_contra]):
+    """What an HTTP client adapter tells the balancer about its results and errors."""
+
+    @property
+    def retry_statuses(self) -> Collection[int]:
+        """Statuses retried on another endpoint (idempotent requests only)."""
+        ...
+
+    @property
+    def failure_statuses(self) -> Collection[int]:
+        """Statuses counted as failures by health and breakers."""
+        ...
+
+    def status(self, result: R_contra) -> int: ...
+
+    def error_kind(self, exc: Exception) -> Literal["unsent", "sent"] | None:
+        """``"unsent"``: the request never left (connection refused); ``"sent"``: it may have
+        been sent; ``None``: not the endpoint's failure (a bad URL): no retry, no count."""
+        ...
+
+    async def discard(self, result: R_contra) -> None: ...
+
+
+class _Again(Exception):
+    """An attempt that may be retried on another endpoint (an error, or a retryable status)."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__(repr(error) if error is not None else "retryable status")
+        self.error = error
+
+
+def retry_driver(spec: RetrySpec, registry: HookRegistry) -> Retry | None:
+    if spec is None or (isinstance(spec, int) and not isinstance(spec, bool) and spec == 1):
+        return None
+    if isinstance(spec, Retry):
+        b = spec.backoff
+        return Retry(
+            spec.attempts,
+            on=_Again,
+            delay=b.initial,
+            max_delay=b.maximum,
+            multiplier=b.multiplier,
+            jitter=b.jitter,
+            budget=spec.budget,
+            honor_retry_after=spec.honor_retry_after,
+            name=spec.name,
+            clock=spec.clock,
+            hooks=registry,
+        )
+    if isinstance(spec, RetryBudget):
+        budget, attempts = spec, 3
+    elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 1:
+        budget, attempts = RetryBudget(), spec
+    else:
+        raise ConfigurationError("Balancer.retry", spec, "a Retry, a RetryBudget, an int >= 1")
+    return Retry(attempts, on=_Again, delay=0.0, max_delay=0.0, budget=budget, hooks=registry)
+
+
+class Call(Generic[R]):
+    """One request's attempts: the endpoints tried, the retryable response held back."""
+
+    __slots__ = ("adapter", "balancer", "held", "idempotent", "key", "send", "tried")
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        send: Callable[[Endpoint], Awaitable[R]],
+        adapter: Adapter[R],
+        idempotent: bool,
+        key: str | None,
+    ) -> None:
+        self.balancer = balancer
+        self.send = send
+        self.adapter = adapter
+        self.idempotent = idempotent
+        self.key = key
+        self.tried: list[Endpoint] = []
+        self.held: list[R] = []
+
+    async def run(self) -> R:
+        retry = self.balancer.retry
+        try:
+            return await (self.attempt() if retry is None else retry.call(self.attempt))
+        except _Again as again:
+            if again.error is None:
+                return self.held.pop()
+            for note in getattr(again, "__notes__", ()):
+                again.error.add_note(note)
+            raise again.error from again.error.__cause__
+
+    async def attempt(self) -> R:
+        adapter = self.adapter
+        while self.held:  # a retryable response from the last attempt: release it
+            await adapter.discard(self.held.pop())
+        balancer = self.balancer
+        lease = balancer.acquire(key=self.key, exclude=self.tried)
+        self.tried.append(lease.endpoint)
+        try:
+            result = await self.send(lease.endpoint)
+        except Exception as exc:
+            kind = adapter.error_kind(exc)
+            if kind is None:
+                balancer.cancel(lease)
+                raise
+            balancer.finish(lease, ok=False)
+            if self.idempotent or kind == "unsent":
+                raise _Again(exc) from exc
+            raise
+        except BaseException:
+            balancer.cancel(lease)
+            raise
+        status = adapter.status(result)
+        balancer.finish(lease, ok=status not in adapter.failure_statuses)
+        if self.idempotent and status in adapter.retry_statuses:
+            self.held.append(result)
+            raise _Again(None)
+        return result

@@ -1,0 +1,160 @@
+"""``BalancedSession``: an ``aiohttp.ClientSession`` spread over base URLs.
+
+::
+
+    async with BalancedSession(["http://10.0.0.7:8000", "http://10.0.0.8:8000"]) as session:
+        response = await session.get("/products/42")
+        body = await response.read()
+
+The same :class:`~tailguard.balance.Balancer` as the httpx transport does the picking, the
+bookkeeping, health, breakers and retries; this module only speaks aiohttp: a
+``ClientConnectorError`` or ``ConnectionTimeoutError`` proves the request never left, any other
+``ClientError`` or ``TimeoutError`` means it may have been sent. httpx is much slower under
+concurrency (encode/httpx#3215; see ``bench/balance.py``), so a busy service should prefer this
+adapter. A request counts as in flight until its response headers arrive.
+
+This is the only module of ``tailguard.balance`` that imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp
+
+from tailguard._clock import SYSTEM_CLOCK, Clock
+from tailguard.balance._endpoint import Endpoint
+from tailguard.balance.balancer import (
+    DEFAULT_FAILURE_STATUSES,
+    DEFAULT_RETRY_STATUSES,
+    Balancer,
+    RetrySpec,
+    build_balancer,
+    is_idempotent,
+)
+from tailguard.balance.health import OutlierDetection
+from tailguard.balance.pickers import Picker, PowerOfTwo
+from tailguard.events import HookRegistry
+from tailguard.resilience import BreakerConfig
+
+__all__ = ["BalancedSession"]
+
+_REPLAYABLE = (bytes, bytearray, str, dict, list, tuple)
+
+
+class BalancedSession:
+    """Balance aiohttp requests over ``endpoints`` (base URLs, or a ready :class:`Balancer`;
+    the other settings are as for :class:`~tailguard.balance.BalancedTransport`).
+
+    ``session``: an ``aiohttp.ClientSession`` to send through (it stays the caller's to
+    close); by default one is created on first use and closed by :meth:`close`. Paths are
+    appended to the picked base URL. ``key=`` on a request is the :class:`IPHash` key.
+    """
+
+    def __init__(
+        self,
+        endpoints: Balancer | Iterable[str | Endpoint],
+        *,
+        picker: Callable[[list[Endpoint | str]], Picker] = PowerOfTwo,
+        retry: RetrySpec = 3,
+        outlier: OutlierDetection | bool = True,
+        breaker: BreakerConfig | None = None,
+        retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES,
+        failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES,
+        session: aiohttp.ClientSession | None = None,
+        name: str = "balancer",
+        clock: Clock = SYSTEM_CLOCK,
+        hooks: HookRegistry | None = None,
+    ) -> None:
+        self.balancer = build_balancer(
+            endpoints,
+            picker=picker,
+            retry=retry,
+            outlier=outlier,
+            breaker=breaker,
+            name=name,
+            clock=clock,
+            hooks=hooks,
+        )
+        self.retry_statuses = frozenset(retry_statuses)
+        self.failure_statuses = frozenset(failure_statuses)
+        self._session = session
+        self._owned = session is None
+
+    # -- the Adapter protocol --------------------------------------------------------------
+
+    def status(self, result: aiohttp.ClientResponse) -> int:
+        return result.status
+
+    def error_kind(self, exc: Exception) -> Literal["unsent", "sent"] | None:
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return "unsent"
+        if isinstance(exc, aiohttp.InvalidURL | aiohttp.ClientResponseError):
+            return None  # a bad URL, or raise_for_status: not the endpoint's failure
+        if isinstance(exc, aiohttp.ClientError | TimeoutError):
+            return "sent"
+        return None
+
+    async def discard(self, result: aiohttp.ClientResponse) -> None:
+        result.release()
+
+    # -- aiohttp ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The underlying session (created on first use when none was given)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def request(
+        self, method: str, path: str, *, key: str | None = None, **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        """``method path`` on a picked endpoint; ``kwargs`` go to ``ClientSession.request``.
+        The response is the caller's to read or release, as with aiohttp."""
+        headers = kwargs.get("headers") or {}
+        data = kwargs.get("data")
+        replayable = data is None or isinstance(data, _REPLAYABLE)
+        idempotent = replayable and is_idempotent(method, headers.keys())
+        session = self.session
+
+        async def send(endpoint: Endpoint) -> aiohttp.ClientResponse:
+            return await session.request(method, endpoint.address.rstrip("/") + path, **kwargs)
+
+        return await self.balancer.call(send, self, idempotent=idempotent, key=key)
+
+    async def get(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def close(self) -> None:
+        """Close the session if this object created it."""
+        if self._owned and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    aclose = close
+
+    async def __aenter__(self) -> BalancedSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"BalancedSession({self.balancer!r})"
