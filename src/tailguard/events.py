@@ -31,6 +31,8 @@ __all__ = [
     "CacheMiss",
     "CallRejected",
     "CircuitStateChanged",
+    "EndpointEjected",
+    "EndpointHealthChanged",
     "Event",
     "FallbackUsed",
     "HedgeFired",
@@ -198,6 +200,27 @@ class RateLimited(Event):
 
     limit: str
     retry_after: float
+
+
+# --- load balancing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEjected(Event):
+    """Balancer ``name`` ejected ``address`` for ``seconds`` (its ``ejections``-th time in a
+    row: the time grows with repeats)."""
+
+    address: str
+    ejections: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealthChanged(Event):
+    """An active health check found ``address`` (of balancer ``name``) healthy or not."""
+
+    address: str
+    healthy: bool
 
 
 # --- registry -----------------------------------------------------------------------------

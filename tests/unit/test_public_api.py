@@ -93,6 +93,8 @@ def test_errors_events_and_testing_names() -> None:
         "CacheMiss",
         "CallRejected",
         "CircuitStateChanged",
+        "EndpointEjected",
+        "EndpointHealthChanged",
         "Event",
         "FallbackUsed",
         "HedgeFired",

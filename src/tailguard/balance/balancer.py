@@ -36,7 +36,7 @@ from tailguard.balance._endpoint import Endpoint
 from tailguard.balance.health import OutlierDetection
 from tailguard.balance.pickers import Picker, PowerOfTwo
 from tailguard.errors import CircuitOpenError
-from tailguard.events import CircuitStateChanged, HookRegistry
+from tailguard.events import CircuitStateChanged, EndpointEjected, HookRegistry
 from tailguard.events import hooks as default_hooks
 from tailguard.resilience import BreakerConfig, BreakerState
 
@@ -144,8 +144,11 @@ class Balancer:
             state.record(lease.generation, now, not ok, False)
             if state.pending:
                 self._publish(ep, state)
-        if self.outlier is not None:
-            self.outlier.record(ep, ok=ok, now=now, endpoints=self.picker.endpoints)
+        if self.outlier is not None and self.outlier.record(
+            ep, ok=ok, now=now, endpoints=self.picker.endpoints
+        ):
+            seconds = ep.ejected_until - now
+            self.hooks.emit(EndpointEjected(self.name, ep.address, ep.ejections, seconds))
 
     def cancel(self, lease: Lease) -> None:
         """The request ended without an outcome (cancelled): neither success nor failure."""

@@ -27,6 +27,8 @@ from typing import Protocol
 from tailguard._clock import SYSTEM_CLOCK, Clock
 from tailguard.balance._endpoint import Endpoint
 from tailguard.errors import ConfigurationError
+from tailguard.events import EndpointHealthChanged, HookRegistry
+from tailguard.events import hooks as default_hooks
 
 __all__ = ["HealthCheck", "OutlierDetection"]
 
@@ -183,7 +185,9 @@ class HealthCheck:
         "check",
         "clock",
         "healthy_threshold",
+        "hooks",
         "interval",
+        "name",
         "timeout",
         "unhealthy_threshold",
     )
@@ -198,6 +202,8 @@ class HealthCheck:
         unhealthy_threshold: int = 3,
         healthy_threshold: int = 2,
         clock: Clock = SYSTEM_CLOCK,
+        name: str | None = None,
+        hooks: HookRegistry | None = None,
     ) -> None:
         if interval <= 0:
             raise ConfigurationError("HealthCheck.interval", interval, "seconds > 0")
@@ -214,6 +220,9 @@ class HealthCheck:
         self.unhealthy_threshold = unhealthy_threshold
         self.healthy_threshold = healthy_threshold
         self.clock = clock
+        # In the EndpointHealthChanged events: the balancer's name when checking a balancer.
+        self.name = name if name is not None else str(getattr(target, "name", "health"))
+        self.hooks = default_hooks if hooks is None else hooks
         self._counts: dict[Endpoint, int] = {}  # > 0: successes in a row, < 0: failures
         self._task: asyncio.Task[None] | None = None
 
@@ -231,6 +240,9 @@ class HealthCheck:
             endpoint.healthy = False
         elif not endpoint.healthy and n >= self.healthy_threshold:
             endpoint.healthy = True
+        else:
+            return
+        self.hooks.emit(EndpointHealthChanged(self.name, endpoint.address, endpoint.healthy))
 
     async def _one(self, endpoint: Endpoint) -> None:
         try:

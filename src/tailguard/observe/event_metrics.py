@@ -21,6 +21,8 @@ from tailguard.events import (
     CacheMiss,
     CallRejected,
     CircuitStateChanged,
+    EndpointEjected,
+    EndpointHealthChanged,
     Event,
     FallbackUsed,
     HedgeFired,
@@ -60,6 +62,8 @@ _SPECS: dict[str, tuple[type, str, tuple[str, ...]]] = {
     "cache_coalesced": (Counter, "Misses that joined a load already in flight.", ("name",)),
     "cache_invalidations": (Counter, "Keys evicted by an invalidation.", ("name", "tier")),
     "rate_limited": (Counter, "Requests a rate limiter refused.", ("name", "limit")),
+    "endpoint_ejections": (Counter, "Endpoints a balancer ejected.", ("name", "address")),
+    "endpoint_healthy": (Gauge, "Active health check: 1 healthy, 0 not.", ("name", "address")),
 }
 
 
@@ -106,6 +110,10 @@ class EventMetrics:
             CacheCoalesced: lambda e: self._inc("cache_coalesced", e.name),
             CacheInvalidated: lambda e: self._inc("cache_invalidations", e.name, e.tier),
             RateLimited: lambda e: self._inc("rate_limited", e.name, e.limit),
+            EndpointEjected: lambda e: self._inc("endpoint_ejections", e.name, e.address),
+            EndpointHealthChanged: lambda e: self._child("endpoint_healthy", e.name, e.address).set(
+                1 if e.healthy else 0
+            ),
         }
         source = hooks if hooks is not None else global_hooks
         # One subscription per (hooks, registry): a second EventMetrics on the same pair (two

@@ -99,3 +99,32 @@ def test_retry_specs() -> None:
     with pytest.raises(ConfigurationError):
         Balancer(["a"], retry=0)
     assert "PowerOfTwo" in repr(Balancer([Endpoint("a")]))
+
+
+async def test_an_ejection_and_a_health_flip_are_events() -> None:
+    from tailguard.balance import HealthCheck
+    from tailguard.events import EndpointEjected, EndpointHealthChanged
+
+    hooks = HookRegistry()
+    recorder = RecordingHook(hooks, EndpointEjected, EndpointHealthChanged)
+    clock = ManualClock()
+    balancer = Balancer(
+        RoundRobin(["a", "b"]),
+        clock=clock,
+        outlier=OutlierDetection(consecutive_failures=2, base_ejection_time=30.0),
+        hooks=hooks,
+        name="inventory",
+    )
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            async with balancer.use(exclude=[balancer.endpoints[1]]):
+                raise RuntimeError("boom")
+    (ejected,) = recorder.of(EndpointEjected)
+    assert (ejected.name, ejected.address, ejected.ejections) == ("inventory", "a", 1)
+    assert ejected.seconds == pytest.approx(30.0)
+    check = HealthCheck(balancer, lambda e: asyncio.sleep(0, False), unhealthy_threshold=1,
+                        hooks=hooks)  # fmt: skip
+    check.record(balancer.endpoints[1], False)
+    check.record(balancer.endpoints[1], False)  # no flip, no second event
+    (flip,) = recorder.of(EndpointHealthChanged)
+    assert (flip.name, flip.address, flip.healthy) == ("inventory", "b", False)
