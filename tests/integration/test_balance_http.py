@@ -23,6 +23,8 @@ import httpx
 import pytest
 
 from tailguard.balance import BalancedSession, BalancedTransport, RoundRobin
+from tailguard.resilience import Retry
+from tailguard.testing import ManualClock
 
 REQUESTS = 600
 CONCURRENCY = 20
@@ -35,9 +37,12 @@ class Backend:
     """A keep-alive HTTP/1.1 server answering its own name; ``drop=True`` reads a request,
     counts it, and closes the connection without answering."""
 
-    def __init__(self, name: str, *, drop: bool = False, think: float = 0.001) -> None:
+    def __init__(
+        self, name: str, *, drop: bool = False, think: float = 0.001, status: int = 200
+    ) -> None:
         self.name = name
         self.drop = drop
+        self.status = status
         self.think = think
         self.counts: collections.Counter[str] = collections.Counter()
         self.writers: set[asyncio.StreamWriter] = set()
@@ -72,8 +77,8 @@ class Backend:
                 await asyncio.sleep(self.think)
                 body = self.name.encode()
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                    b"HTTP/1.1 %d X\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (self.status, len(body), body)
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -227,3 +232,42 @@ async def test_a_post_that_may_have_been_processed_is_never_sent_twice(
         assert backends[1].counts["GET"] == 1
     finally:
         await dropper.stop()
+
+
+async def test_a_503_held_during_a_cancelled_backoff_gives_its_connection_back() -> None:
+    """One connection per endpoint: a 503 held for a retry, then the request cancelled during
+    the backoff; the next request must still get the connection."""
+    busy = Backend("busy", status=503)
+    await busy.start()
+    clock = ManualClock()
+    limits = httpx.Limits(max_connections=1)
+    transport = BalancedTransport(
+        [busy.url],
+        outlier=False,
+        retry=Retry(2, delay=5.0, max_delay=5.0, jitter="none", clock=clock),
+        transport=lambda: httpx.AsyncHTTPTransport(limits=limits),
+    )
+    try:
+        timeout = httpx.Timeout(2.0, pool=1.0)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            task = asyncio.create_task(client.get("http://shop/items/1"))
+            for _ in range(2000):
+                if clock.sleepers:
+                    break
+                await asyncio.sleep(0.001)
+            assert clock.sleepers == 1  # the 503 is held, the backoff waits
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            task = asyncio.create_task(client.get("http://shop/items/2"))
+            for _ in range(2000):
+                if clock.sleepers:
+                    break
+                await asyncio.sleep(0.001)
+            clock.advance(5.0)
+            response = await task  # no PoolTimeout: the first connection came back
+        assert response.status_code == 503
+        assert busy.counts["GET"] == 3
+        assert transport.balancer.endpoints[0].in_flight == 0
+    finally:
+        await busy.stop()

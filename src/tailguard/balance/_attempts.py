@@ -1,10 +1,14 @@
-"""What the adapters share besides the balancer: idempotency, the ``Adapter`` protocol, and
-one request's attempts run through :class:`~tailguard.resilience.Retry` (see ``balancer.py``)."""
+"""What the adapters share besides the balancer: idempotency, the ``Adapter`` protocol, one
+request's attempts run through :class:`~tailguard.resilience.Retry` (see ``balancer.py``), and
+the :class:`Outcome` that ends a response's lease when its body ends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import TYPE_CHECKING, Final, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from tailguard.balance._endpoint import Endpoint
 from tailguard.errors import ConfigurationError
@@ -12,7 +16,7 @@ from tailguard.events import HookRegistry
 from tailguard.resilience import Retry, RetryBudget
 
 if TYPE_CHECKING:
-    from tailguard.balance.balancer import Balancer
+    from tailguard.balance.balancer import Balancer, Lease
 
 __all__ = [
     "DEFAULT_FAILURE_STATUSES",
@@ -20,7 +24,9 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "Adapter",
     "Call",
+    "Outcome",
     "RetrySpec",
+    "check_address",
     "is_idempotent",
     "retry_driver",
 ]
@@ -46,6 +52,53 @@ def is_idempotent(method: str, header_names: Iterable[str] = ()) -> bool:
     return any(name.lower() == "idempotency-key" for name in header_names)
 
 
+def check_address(setting: str, address: str) -> str:
+    """``address`` if it is an ``http`` or ``https`` base URL with a host, else
+    ``ConfigurationError`` naming ``setting``."""
+    try:
+        parts = urlsplit(address)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed port or IPv6 literal
+        ok = False
+    if not ok:
+        raise ConfigurationError(setting, address, "an http:// or https:// URL with a host")
+    return address
+
+
+class Outcome:
+    """The lease of a response handed to the caller: ended once, when its body ends.
+
+    ``ok`` is the judgment of its status; :meth:`end` records it, with the latency up to
+    then, unless reading the body failed.
+    """
+
+    __slots__ = ("_lease", "adapter", "balancer", "ok")
+
+    def __init__(self, balancer: Balancer, lease: Lease, adapter: Adapter[Any], ok: bool) -> None:
+        self.balancer = balancer
+        self._lease: Lease | None = lease
+        self.adapter = adapter
+        self.ok = ok
+
+    @property
+    def done(self) -> bool:
+        return self._lease is None
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """The body was read to its end or closed (``exc`` is ``None``), or reading it raised
+        ``exc``: a failure of the endpoint, or neither success nor failure when ``exc`` is a
+        cancellation or not the endpoint's fault. Only the first call counts."""
+        lease, self._lease = self._lease, None
+        if lease is None:
+            return
+        if exc is None:
+            self.balancer.finish(lease, ok=self.ok)
+        elif isinstance(exc, Exception) and self.adapter.error_kind(exc) is not None:
+            self.balancer.finish(lease, ok=False)
+        else:
+            self.balancer.cancel(lease)
+
+
 class Adapter(Protocol[R_contra]):
     """What an HTTP client adapter tells the balancer about its results and errors."""
 
@@ -66,7 +119,15 @@ class Adapter(Protocol[R_contra]):
         been sent; ``None``: not the endpoint's failure (a bad URL): no retry, no count."""
         ...
 
-    async def discard(self, result: R_contra) -> None: ...
+    async def discard(self, result: R_contra) -> None:
+        """Release a response that is not returned (its body unread)."""
+        ...
+
+    def track(self, result: R_contra, outcome: Outcome) -> None:
+        """Arrange for ``outcome.end()`` when ``result``'s body has been read to its end or
+        closed (``outcome.end(exc)`` if reading it raised ``exc``); at once when the body is
+        already in memory."""
+        ...
 
 
 class _Again(Exception):
@@ -135,11 +196,20 @@ class Call(Generic[R]):
             for note in getattr(again, "__notes__", ()):
                 again.error.add_note(note)
             raise again.error from again.error.__cause__
+        finally:
+            if self.held:  # cancelled during a backoff, or a retry failed otherwise
+                await self.release()
+
+    async def release(self) -> None:
+        """Discard the held responses; runs to its end even when the caller is cancelled,
+        so their connections go back to the pool."""
+        held, self.held = self.held, []
+        await asyncio.shield(_discard_all(self.adapter, held))
 
     async def attempt(self) -> R:
         adapter = self.adapter
-        while self.held:  # a retryable response from the last attempt: release it
-            await adapter.discard(self.held.pop())
+        if self.held:  # a retryable response from the last attempt: release it
+            await self.release()
         balancer = self.balancer
         lease = balancer.acquire(key=self.key, exclude=self.tried)
         self.tried.append(lease.endpoint)
@@ -158,8 +228,19 @@ class Call(Generic[R]):
             balancer.cancel(lease)
             raise
         status = adapter.status(result)
-        balancer.finish(lease, ok=status not in adapter.failure_statuses)
+        ok = status not in adapter.failure_statuses
         if self.idempotent and status in adapter.retry_statuses:
+            # Judged by its headers: its body is discarded (or, once the retries run out,
+            # returned as is), and a backoff must not count as the endpoint's latency.
+            balancer.finish(lease, ok=ok)
             self.held.append(result)
             raise _Again(None)
+        # In flight until its body is read or closed; its latency runs to then.
+        adapter.track(result, Outcome(balancer, lease, adapter, ok))
         return result
+
+
+async def _discard_all(adapter: Adapter[R], held: list[R]) -> None:
+    for result in held:
+        with contextlib.suppress(Exception):  # a body we never read: closing it is best effort
+            await adapter.discard(result)

@@ -56,8 +56,8 @@ class Endpoint:
         decay: float = 10.0,
         breaker: BreakerConfig | None = None,
     ) -> None:
-        if not weight > 0:
-            raise ConfigurationError(f"Endpoint({address!r}).weight", weight, "a number > 0")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ConfigurationError(f"Endpoint({address!r}).weight", weight, "a finite number > 0")
         if not decay > 0:
             raise ConfigurationError(f"Endpoint({address!r}).decay", decay, "seconds > 0")
         self.address = address

@@ -28,6 +28,7 @@ from tailguard.balance._attempts import (
     IDEMPOTENT_METHODS,
     Adapter,
     Call,
+    Outcome,
     RetrySpec,
     is_idempotent,
     retry_driver,
@@ -47,6 +48,7 @@ __all__ = [
     "Adapter",
     "Balancer",
     "Lease",
+    "Outcome",
     "RetrySpec",
     "build_balancer",
     "is_idempotent",
@@ -138,10 +140,13 @@ class Balancer:
         """The request ended: record its latency and outcome (``ok``: not a failure)."""
         now = self._now()
         ep = lease.endpoint
-        self.picker.finish(ep, latency=now - lease.started, now=now, ok=ok)
+        latency = now - lease.started
+        self.picker.finish(ep, latency=latency, now=now, ok=ok)
         state = ep.breaker
         if state is not None:
-            state.record(lease.generation, now, not ok, False)
+            slow_after = state.config.slow_call_duration
+            slow = slow_after is not None and latency >= slow_after
+            state.record(lease.generation, now, not ok, slow)
             if state.pending:
                 self._publish(ep, state)
         if self.outlier is not None and self.outlier.record(
@@ -185,7 +190,12 @@ class Balancer:
     ) -> R:
         """``await send(endpoint)`` on a picked endpoint, retried on endpoints not tried yet
         for this request when safe (see the module docstring). A retryable status is returned
-        as is once the retries run out; a failure is raised as ``send`` raised it."""
+        as is once the retries run out; a failure is raised as ``send`` raised it.
+
+        The response returned stays in flight until its body is read to the end or closed
+        (``adapter.track``); its latency runs to then and a failure reading the body is a
+        failure of the endpoint. A retryable response not returned is judged by its headers
+        and discarded, even when the caller is cancelled during a backoff."""
         return await Call(self, send, adapter, idempotent, key).run()
 
     def __repr__(self) -> str:

@@ -53,14 +53,26 @@ class Picker:
     # -- the endpoint set ------------------------------------------------------------------
 
     def replace(self, endpoints: Iterable[Endpoint | str]) -> None:
-        """Use ``endpoints`` from now on (strings become ``Endpoint(address)``)."""
-        eps = tuple(e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints)
-        if not eps:
+        """Use ``endpoints`` from now on (strings become ``Endpoint(address)``). An address
+        already present keeps its :class:`Endpoint` and so its state (in flight, latency,
+        ejection, health, breaker); an ``Endpoint`` given for it only lends its weight and
+        decay. Service discovery may refresh the same addresses as often as it likes."""
+        given = list(endpoints)
+        if not given:
             raise ConfigurationError(f"{type(self).__name__}.endpoints", [], "at least one")
-        addresses = [e.address for e in eps]
+        addresses = [e.address if isinstance(e, Endpoint) else e for e in given]
         if len(set(addresses)) != len(addresses):
             raise ConfigurationError(f"{type(self).__name__}.endpoints", addresses, "no duplicates")
-        self.endpoints = eps
+        current = {e.address: e for e in self.endpoints}
+        eps: list[Endpoint] = []
+        for e, address in zip(given, addresses, strict=True):
+            ep = current.get(address)
+            if ep is None:
+                ep = e if isinstance(e, Endpoint) else Endpoint(e)
+            elif isinstance(e, Endpoint) and e is not ep:
+                ep.weight, ep.decay = e.weight, e.decay
+            eps.append(ep)
+        self.endpoints = tuple(eps)
         self._rebuilt()
 
     def add(self, endpoint: Endpoint | str) -> Endpoint:

@@ -11,20 +11,30 @@ bookkeeping, health, breakers and retries; this module only speaks aiohttp: a
 ``ClientConnectorError`` or ``ConnectionTimeoutError`` proves the request never left, any other
 ``ClientError`` or ``TimeoutError`` means it may have been sent. httpx is much slower under
 concurrency (encode/httpx#3215; see ``bench/balance.py``), so a busy service should prefer this
-adapter. A request counts as in flight until its response headers arrive.
+adapter. A request counts as in flight until its response body has been received to the end
+(read or not) or the response is released or closed (``async with response``,
+``response.release()``); its latency is the time to then (seconds). The adapter watches the body
+with ``response.content.on_eof`` and wraps that response's ``release`` and ``close``: an error
+already set on the body when it is released (the server went away mid-body) is a failure of the
+endpoint, a release while the task is being cancelled is neither success nor failure. A
+response never released is never counted as finished, as its connection is never returned to
+the pool.
 
 This is the only module of ``tailguard.balance`` that imports aiohttp.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Iterable
 from types import TracebackType
 from typing import Any, Literal
 
 import aiohttp
+from multidict import CIMultiDict
 
 from tailguard._clock import SYSTEM_CLOCK, Clock
+from tailguard.balance._attempts import Outcome, check_address
 from tailguard.balance._endpoint import Endpoint
 from tailguard.balance.balancer import (
     DEFAULT_FAILURE_STATUSES,
@@ -78,6 +88,8 @@ class BalancedSession:
             clock=clock,
             hooks=hooks,
         )
+        for endpoint in self.balancer.endpoints:
+            check_address("BalancedSession.endpoints", endpoint.address)
         self.retry_statuses = frozenset(retry_statuses)
         self.failure_statuses = frozenset(failure_statuses)
         self._session = session
@@ -100,6 +112,37 @@ class BalancedSession:
     async def discard(self, result: aiohttp.ClientResponse) -> None:
         result.release()
 
+    def track(self, result: aiohttp.ClientResponse, outcome: Outcome) -> None:
+        release, close = result.release, result.close
+
+        def settle() -> None:
+            if outcome.done:
+                return
+            error = result.content.exception()
+            if error is not None:  # the body failed before it ended
+                outcome.end(error)
+                return
+            try:
+                task = asyncio.current_task()
+            except RuntimeError:  # released outside a loop (garbage collection)
+                task = None
+            if task is not None and task.cancelling():
+                outcome.end(asyncio.CancelledError())
+            else:
+                outcome.end()  # released or closed with the body unread, or read in part
+
+        def tracked_release() -> Any:
+            settle()
+            return release()
+
+        def tracked_close() -> None:
+            settle()
+            close()
+
+        result.release = tracked_release  # type: ignore[method-assign]
+        result.close = tracked_close  # type: ignore[method-assign]
+        result.content.on_eof(outcome.end)  # at once when the body has already ended
+
     # -- aiohttp ---------------------------------------------------------------------------
 
     @property
@@ -114,10 +157,11 @@ class BalancedSession:
     ) -> aiohttp.ClientResponse:
         """``method path`` on a picked endpoint; ``kwargs`` go to ``ClientSession.request``.
         The response is the caller's to read or release, as with aiohttp."""
-        headers = kwargs.get("headers") or {}
+        headers = kwargs.get("headers")
+        names = CIMultiDict(headers).keys() if headers else ()  # a mapping or (name, value) pairs
         data = kwargs.get("data")
         replayable = data is None or isinstance(data, _REPLAYABLE)
-        idempotent = replayable and is_idempotent(method, headers.keys())
+        idempotent = replayable and is_idempotent(method, names)
         session = self.session
 
         async def send(endpoint: Endpoint) -> aiohttp.ClientResponse:

@@ -13,19 +13,24 @@ endpoint. The shared logic (picking, in-flight and latency, health, breakers, re
 endpoint) is :class:`~tailguard.balance.Balancer`'s; this module only speaks httpx: which errors
 prove a request never left (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``), which ones
 mean it may have been sent (any other ``TransportError``). A request counts as in flight until
-its response headers arrive; its latency is the time to them (seconds).
+its response body has been read to the end or the response is closed (``client.get()`` reads
+it; with ``client.stream()`` it is the ``async with`` block's end or ``response.aclose()``); its
+latency is the time to then (seconds), and an error while reading the body is a failure of the
+endpoint (a cancellation is neither success nor failure). A response left open is never
+counted as finished, as its connection is never returned to the pool.
 
 This is the only module of ``tailguard.balance`` that imports httpx.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from typing import Literal
 
 import httpx
 
 from tailguard._clock import SYSTEM_CLOCK, Clock
+from tailguard.balance._attempts import Outcome, check_address
 from tailguard.balance._endpoint import Endpoint
 from tailguard.balance.balancer import (
     DEFAULT_FAILURE_STATUSES,
@@ -41,6 +46,29 @@ from tailguard.events import HookRegistry
 from tailguard.resilience import BreakerConfig
 
 __all__ = ["BalancedTransport"]
+
+
+class _Tracked(httpx.AsyncByteStream):
+    """A response body that ends its lease once: read to its end, failed, or closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, outcome: Outcome) -> None:
+        self._stream = stream
+        self._outcome = outcome
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except GeneratorExit:
+            raise  # abandoned part way: aclose() ends it
+        except BaseException as exc:  # a failure, or a cancellation (neither)
+            self._outcome.end(exc)
+            raise
+        self._outcome.end()
+
+    async def aclose(self) -> None:
+        self._outcome.end()
+        await self._stream.aclose()
 
 
 class BalancedTransport(httpx.AsyncBaseTransport):
@@ -80,6 +108,8 @@ class BalancedTransport(httpx.AsyncBaseTransport):
             clock=clock,
             hooks=hooks,
         )
+        for endpoint in self.balancer.endpoints:
+            check_address("BalancedTransport.endpoints", endpoint.address)
         self.retry_statuses = frozenset(retry_statuses)
         self.failure_statuses = frozenset(failure_statuses)
         self._key = key
@@ -103,12 +133,20 @@ class BalancedTransport(httpx.AsyncBaseTransport):
     async def discard(self, result: httpx.Response) -> None:
         await result.aclose()
 
+    def track(self, result: httpx.Response, outcome: Outcome) -> None:
+        stream = result.stream
+        if isinstance(stream, httpx.ByteStream) or not isinstance(stream, httpx.AsyncByteStream):
+            outcome.end()  # the body is already in memory
+        else:
+            result.stream = _Tracked(stream, outcome)
+
     # -- httpx -----------------------------------------------------------------------------
 
     def _endpoint(self, endpoint: Endpoint) -> tuple[httpx.URL, httpx.AsyncBaseTransport]:
         found = self._inner.get(endpoint.address)
-        if found is None:
-            found = self._inner[endpoint.address] = (httpx.URL(endpoint.address), self._factory())
+        if found is None:  # an endpoint added since: checked here
+            url = httpx.URL(check_address("BalancedTransport.endpoints", endpoint.address))
+            found = self._inner[endpoint.address] = (url, self._factory())
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -128,3 +128,23 @@ async def test_an_ejection_and_a_health_flip_are_events() -> None:
     check.record(balancer.endpoints[1], False)  # no flip, no second event
     (flip,) = recorder.of(EndpointHealthChanged)
     assert (flip.name, flip.address, flip.healthy) == ("inventory", "b", False)
+
+
+def test_slow_calls_count_for_the_per_endpoint_breaker() -> None:
+    clock = ManualClock()
+    config = BreakerConfig(slow_call_duration=0.1, slow_call_rate=0.5, minimum_calls=2, window=4)
+    balancer = Balancer(RoundRobin(["a"]), breaker=config, outlier=False, retry=None, clock=clock)
+    (a,) = balancer.endpoints
+    for _ in range(2):
+        lease = balancer.acquire()
+        clock.advance(2.0)  # every call takes 2 s: slow, though it succeeds
+        balancer.finish(lease, ok=True)
+    assert a.breaker is not None
+    assert a.breaker.state == "open"
+    fast = Balancer(RoundRobin(["b"]), breaker=config, outlier=False, retry=None, clock=clock)
+    for _ in range(4):
+        lease = fast.acquire()
+        clock.advance(0.05)
+        fast.finish(lease, ok=True)
+    assert fast.endpoints[0].breaker is not None
+    assert fast.endpoints[0].breaker.state == "closed"

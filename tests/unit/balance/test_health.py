@@ -188,3 +188,93 @@ def test_health_check_configuration_errors() -> None:
     ):
         with pytest.raises(ConfigurationError):
             HealthCheck([Endpoint("a")], ok, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_multiplier_decays_by_every_healthy_interval_since_the_ejection() -> None:
+    eps = [Endpoint(x) for x in "abcd"]
+    od = OutlierDetection(
+        consecutive_failures=1, base_ejection_time=30.0, max_ejection_time=300.0, interval=10.0
+    )
+    a = eps[0]
+    od.record(a, ok=False, now=0.0, endpoints=eps)
+    od.record(a, ok=False, now=30.0, endpoints=eps)  # back at 30, out again until 90
+    assert a.ejections == 2
+    od.record(a, ok=True, now=10_000.0, endpoints=eps)  # hours later: every interval counts
+    assert a.ejections == 0
+    assert od.record(a, ok=False, now=10_001.0, endpoints=eps)
+    assert a.ejected_until - 10_001.0 == 30.0  # a first ejection again
+    od.record(a, ok=False, now=10_031.0, endpoints=eps)  # out until 10_091
+    od.record(a, ok=True, now=10_111.0, endpoints=eps)  # two whole intervals, one is not enough
+    assert a.ejections == 0
+
+
+async def test_closing_a_health_check_marks_its_endpoints_up_again() -> None:
+    from tailguard.events import EndpointHealthChanged, HookRegistry
+    from tailguard.testing import RecordingHook
+
+    hooks = HookRegistry()
+    recorder = RecordingHook(hooks, EndpointHealthChanged)
+    picker = RoundRobin(["a", "b"])
+    b = picker.endpoints[1]
+
+    async def check(ep: Endpoint) -> bool:
+        return ep is not b
+
+    elsewhere = Endpoint("c")  # marked down by something else
+    elsewhere.healthy = False
+    async with HealthCheck(picker, check, unhealthy_threshold=1, hooks=hooks) as hc:
+        await until(lambda: not b.healthy)
+        assert hc._counts
+    assert b.healthy
+    assert not hc._counts
+    assert [(e.address, e.healthy) for e in recorder.of(EndpointHealthChanged)] == [
+        ("b", False),
+        ("b", True),
+    ]
+    assert {picker.pick(now=0.0).address for _ in range(4)} == {"a", "b"}
+    assert not elsewhere.healthy  # never touches what it did not mark
+
+
+async def test_closing_a_health_check_keeps_the_callers_cancellation() -> None:
+    picker = RoundRobin(["a"])
+    entered = asyncio.Event()
+
+    async def check(ep: Endpoint) -> bool:
+        entered.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # a check that takes a moment to clean up
+            raise
+        return True
+
+    after: list[str] = []
+
+    async def worker() -> None:
+        hc = HealthCheck(picker, check, interval=1.0, timeout=5.0)
+        await hc.__aenter__()
+        await entered.wait()
+        await hc.aclose()  # cancelled while this waits for the check to clean up
+        after.append("kept running")
+
+    task = asyncio.create_task(worker())
+    await entered.wait()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert after == []
+
+
+async def test_health_check_forgets_endpoints_that_went_away() -> None:
+    picker = RoundRobin(["a", "b", "c"])
+
+    async def check(ep: Endpoint) -> bool:
+        return ep.address != "c"
+
+    hc = HealthCheck(picker, check, unhealthy_threshold=1)
+    for i in range(50):
+        picker.replace(["a", "b", f"n{i}"])
+        await hc.check_once()
+    assert len(hc._counts) == 3
+    assert len(hc._marked) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -184,3 +185,41 @@ def test_bad_configuration_is_refused() -> None:
         Endpoint("a", decay=0)
     with pytest.raises(ConfigurationError):
         IPHash(["a"], replicas=0)
+
+
+def test_an_infinite_or_nan_weight_is_refused() -> None:
+    for weight in (math.inf, math.nan, -1.0):
+        with pytest.raises(ConfigurationError):
+            Endpoint("a", weight=weight)
+
+
+def test_replace_keeps_the_endpoint_and_its_state_for_an_address_it_had() -> None:
+    from tailguard.balance import Balancer
+    from tailguard.balance.health import OutlierDetection
+    from tailguard.testing import ManualClock
+
+    clock = ManualClock()
+    balancer = Balancer(
+        RoundRobin(["a", "b", "c"]),
+        retry=None,
+        clock=clock,
+        outlier=OutlierDetection(consecutive_failures=1, base_ejection_time=30.0),
+    )
+    picker = balancer.picker
+    a = picker.endpoints[0]
+    balancer.finish(balancer.acquire(), ok=False)  # a is ejected
+    assert a.ejected(clock.now())
+    for _ in range(1000):  # service discovery refreshes the same addresses
+        picker.replace(["a", "b", "c"])
+        for _ in range(3):
+            balancer.finish(balancer.acquire(), ok=True)
+    assert picker.endpoints[0] is a
+    assert a.ejected(clock.now())  # still out: a refresh is no way back in
+    assert balancer.outlier is not None
+    assert len(balancer.outlier._stats) <= 3
+    picker.replace([Endpoint("a", weight=3.0), "d"])
+    assert picker.endpoints[0] is a
+    assert a.weight == 3.0
+    for _ in range(3):
+        balancer.finish(balancer.acquire(), ok=True)
+    assert set(balancer.outlier._stats) <= set(picker.endpoints)
