@@ -263,6 +263,16 @@ class Target:
             return self.value == self.threshold
         return self.value >= self.threshold
 
+    def as_dict(self) -> dict[str, object]:
+        """The target as data, for a benchmark's returned results."""
+        return {
+            "description": self.description,
+            "value": self.value,
+            "op": self.op,
+            "threshold": self.threshold,
+            "passed": self.passed,
+        }
+
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         note = f"  ({self.note})" if self.note else ""

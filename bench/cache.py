@@ -949,16 +949,7 @@ def results(settings: Settings, plan: Plan, m: Measured, goals: list[Target]) ->
         "memory": [{**dataclasses.asdict(r), "traced_ratio": r.traced_ratio} for r in m.memory],
         "hit_ratio": [{**dataclasses.asdict(h), "gain_pp": h.gain_pp} for h in m.hits],
         "seconds": time.perf_counter() - m.started,
-        "targets": [
-            {
-                "description": t.description,
-                "value": t.value,
-                "op": t.op,
-                "threshold": t.threshold,
-                "passed": t.passed,
-            }
-            for t in goals
-        ],
+        "targets": [t.as_dict() for t in goals],
     }
 
 

@@ -675,16 +675,7 @@ def results(
         "profile_performance": "available" if profile_available else "not available",
         "profiles_written": profiles,
         "comparisons": info,
-        "targets": [
-            {
-                "description": t.description,
-                "value": t.value,
-                "op": t.op,
-                "threshold": t.threshold,
-                "passed": t.passed,
-            }
-            for t in goals
-        ],
+        "targets": [t.as_dict() for t in goals],
     }
 
 

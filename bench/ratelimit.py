@@ -849,16 +849,7 @@ def results(settings: Settings, plan: Plan, m: Measured, goals: list[Target]) ->
         "in_memory": in_memory,
         "redis_keys_deleted": m.deleted,
         "seconds": time.perf_counter() - m.started,
-        "targets": [
-            {
-                "description": t.description,
-                "value": t.value,
-                "op": t.op,
-                "threshold": t.threshold,
-                "passed": t.passed,
-            }
-            for t in goals
-        ],
+        "targets": [t.as_dict() for t in goals],
     }
 
 

@@ -351,16 +351,7 @@ def results(settings: Settings, stats: dict[str, Stats], goals: list[Target]) ->
             }
             for key, s in stats.items()
         },
-        "targets": [
-            {
-                "description": t.description,
-                "value": t.value,
-                "op": t.op,
-                "threshold": t.threshold,
-                "passed": t.passed,
-            }
-            for t in goals
-        ],
+        "targets": [t.as_dict() for t in goals],
     }
 
 

@@ -261,16 +261,7 @@ def results(
         "movement": {
             name: {f"{n}->{n + 1}": f for n, f in row.items()} for name, row in moved.items()
         },
-        "targets": [
-            {
-                "description": t.description,
-                "value": t.value,
-                "op": t.op,
-                "threshold": t.threshold,
-                "passed": t.passed,
-            }
-            for t in goals
-        ],
+        "targets": [t.as_dict() for t in goals],
     }
 
 
