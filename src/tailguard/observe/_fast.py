@@ -10,7 +10,9 @@ prometheus_client ``Collector`` registered in the same registry. An observation 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 import weakref
 from bisect import bisect_left
@@ -27,6 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["FastCounter", "FastHistogram", "FastUpDown", "ProbeGauge"]
 
@@ -62,7 +65,11 @@ class HistogramChild(_Child):
         self._bounds = bounds
         self.exemplars: dict[int, Exemplar] = {}
 
-    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+    def observe(
+        self, amount: float, exemplar: dict[str, str] | None = None, at: float | None = None
+    ) -> None:
+        """Count ``amount`` (seconds); ``exemplar`` labels (a trace id) observed at ``at``
+        (epoch seconds; now by default)."""
         shard = self._shards.get(get_ident())
         if shard is None:
             shard = self._shard()
@@ -70,7 +77,7 @@ class HistogramChild(_Child):
         shard[i] += 1
         shard[-1] += amount
         if exemplar:
-            self.exemplars[i] = Exemplar(exemplar, amount, time.time())
+            self.exemplars[i] = Exemplar(exemplar, amount, time.time() if at is None else at)
 
     def observe_many(self, amounts: Sequence[float]) -> None:
         """``observe`` each of ``amounts`` (no exemplars): one shard lookup for all."""
@@ -128,21 +135,28 @@ class _Family(Collector):
         # Called before every collect: writers that batch their observations flush them here,
         # so a scrape sees everything recorded before it. Held weakly (a bound method).
         self._before_collect: list[weakref.WeakMethod[Callable[[], None]]] = []
+        self._hooks_lock = threading.Lock()  # hooks added while a scrape prunes them
         registry.register(self)
 
     def before_collect(self, flush: Callable[[], None]) -> None:
         """Call ``flush`` (a bound method, held weakly) before each collect."""
-        self._before_collect.append(weakref.WeakMethod(flush))
+        with self._hooks_lock:
+            self._before_collect.append(weakref.WeakMethod(flush))
 
     def _flush(self) -> None:
         if self._before_collect:
-            alive = []
-            for ref in self._before_collect:
+            with self._hooks_lock:
+                refs = list(self._before_collect)
+            dead = False
+            for ref in refs:
                 flush = ref()
-                if flush is not None:
+                if flush is None:
+                    dead = True
+                else:
                     flush()
-                    alive.append(ref)
-            self._before_collect = alive
+            if dead:
+                with self._hooks_lock:
+                    self._before_collect = [r for r in self._before_collect if r() is not None]
 
     def _new(self) -> Any:
         raise NotImplementedError
@@ -235,7 +249,7 @@ class FastUpDown(FastCounter):
 
 
 def _le(bound: float) -> str:
-    return repr(float(bound))
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # as prometheus_client writes bounds
 
 
 class ProbeGauge(_Family):
@@ -258,7 +272,8 @@ class ProbeGauge(_Family):
             for ref in list(reads):
                 read = ref()
                 if read is None:
-                    reads.remove(ref)
+                    with contextlib.suppress(ValueError):  # a concurrent scrape removed it
+                        reads.remove(ref)
                 else:
                     total += read()
             family.add_metric(list(labels), total)  # type: ignore[attr-defined]

@@ -30,14 +30,12 @@ def route_template(scope: Scope, app: Any = None) -> str:
     if scope.get("root_path", "") != scope.get("app_root_path", scope.get("root_path", "")):
         routes = _routes_of(app if app is not None else scope.get("app"))
         if routes is not None:
-            probe = {
-                "type": scope.get("type", "http"),
-                "path": scope.get("path", ""),
-                "root_path": scope.get("app_root_path", ""),
-                "method": scope.get("method", "GET"),
-                "path_params": {},
-            }
-            template = _walk(routes, probe)
+            # The request as it entered (a Host route reads its headers), before any mount.
+            probe = {**scope, "root_path": scope.get("app_root_path", ""), "path_params": {}}
+            try:
+                template = _walk(routes, probe)
+            except Exception:  # a router we do not know: never fail the request over a label
+                template = None
             if template is not None:
                 return template
     route = scope.get("route")

@@ -9,6 +9,7 @@ known.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +63,13 @@ def finish(
         span.set_attribute("http.route", route)
         if status:
             span.set_attribute("http.response.status_code", status)
-        if error is not None:
+        if isinstance(error, asyncio.CancelledError):  # the client went away: not a failure
+            span.add_event("cancelled")
+        elif error is not None:
             if isinstance(error, Exception):
                 span.record_exception(error)
             span.set_status(api.Status(api.StatusCode.ERROR, type(error).__name__))
-        elif status >= 500:
+        elif status >= 500 or status == 0:
             span.set_status(api.Status(api.StatusCode.ERROR, str(status)))
     api.detach(token)
     span.end()

@@ -19,15 +19,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from threading import get_ident
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from tailguard.errors import ConfigurationError
 from tailguard.observe import _names, _server_span
 from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown, ProbeGauge
+from tailguard.observe._http_recorder import BATCH, HttpRecorder
 from tailguard.observe._registry import REGISTRY, family
 from tailguard.observe._routes import UNMATCHED, route_template
 from tailguard.observe.tracing import _state as _tracing
@@ -44,10 +47,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 _perf = time.perf_counter
-_BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
+
+
+def _same_buckets(histogram: FastHistogram, buckets: tuple[float, ...]) -> FastHistogram:
+    """``histogram``, if it has ``buckets``: a family is made once per registry, so a second
+    user asking other bounds would otherwise get the first one's, silently."""
+    asked = tuple(sorted(float(b) for b in buckets if b != float("inf")))
+    if histogram.bounds != asked:
+        raise ConfigurationError(
+            f"buckets of {histogram.name}", asked, f"{histogram.bounds}, as already registered"
+        )
+    return histogram
 
 
 def _http_families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> tuple[Any, ...]:
@@ -60,7 +71,7 @@ def _http_families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> t
             registry=reg,
         )
 
-    duration = family(registry, _names.HTTP_DURATION, make_duration)
+    duration = _same_buckets(family(registry, _names.HTTP_DURATION, make_duration), buckets)
     requests = family(
         registry,
         _names.HTTP_REQUESTS,
@@ -127,30 +138,16 @@ class GoldenSignals:
         )
         self.in_flight = 0  # requests being served now, read by the gauge at scrape time
         in_flight.probe(self._in_flight_now)
-        # The requests not yet counted, as columns: route, method, status, seconds, and None
-        # or (exception type, exemplar). Columns of references and numbers, not a tuple per
-        # request: nothing the garbage collector tracks is made per request and kept, so the
-        # batch does not push the process into more full collections.
-        self._columns: tuple[list[Any], list[str], list[int], list[float], list[Any]] = (
-            [], [], [], [], []
-        )  # fmt: skip
-        routes, methods, statuses, seconds, extras = self._columns
-        self._append = (
-            routes.append,
-            methods.append,
-            statuses.append,
-            seconds.append,
-            extras.append,
-        )
-        self._flush_lock = threading.Lock()
+        self._recorder = recorder = HttpRecorder(self._duration, self._requests, self._errors)
         for fam in (self._duration, self._requests, self._errors):
-            fam.before_collect(self._flush)
-        self._templates: dict[int, tuple[Any, str]] = {}  # id(route) -> (route, template)
-        # (route, method, status, exception type) -> where such a request is counted
-        self._sinks: dict[tuple[str, str, int, Any], tuple[Any, Any, Any]] = {}
+            fam.before_collect(recorder.flush)
+        weakref.finalize(self, recorder.flush)  # requests pending when dropped still count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        root = scope.get("root_path")
+        if root and path.startswith(root):  # behind a proxy prefix: /api/metrics is /metrics
+            path = path[len(root) :]
         if scope["type"] != "http" or path in self._exclude or path.startswith(self._exclude_under):
             await self.app(scope, receive, send)
             return
@@ -177,7 +174,7 @@ class GoldenSignals:
             elapsed = _perf() - start
             self.in_flight -= 1
             # What the request was, kept raw: aggregating it into the families is left to
-            # _flush (at a scrape, or every _BATCH requests), off the request's path.
+            # the recorder's flush (at a scrape, or every BATCH requests), off its path.
             route: Any
             if self._custom_route is not None:
                 route = self._custom_route(scope)
@@ -186,7 +183,11 @@ class GoldenSignals:
             else:
                 route = scope.get("route") or scope.get("path_template")
             method = scope.get("method", "GET")
-            add_route, add_method, add_status, add_seconds, add_extra = self._append
+            recorder = self._recorder
+            columns = recorder.threads.get(get_ident())
+            if columns is None:
+                columns = recorder.columns()
+            add_route, add_method, add_status, add_seconds, add_extra = columns[1]
             add_route(route)
             add_method(method)
             add_status(status)
@@ -197,93 +198,13 @@ class GoldenSignals:
                 # The type, not the error (its traceback holds frames); the exemplar read
                 # while the request's span is current: its trace id.
                 ex = exemplar() if server is not None else None
-                add_extra((None if error is None else type(error), ex))
+                add_extra((None if error is None else type(error), ex, time.time()))
                 if server is not None:
-                    _server_span.finish(server, method, self._template(route), status, error)
-            if len(self._columns[4]) >= _BATCH:
-                self._flush()
-
-    def _template(self, route: Any) -> str:
-        if route is None:
-            return UNMATCHED
-        if isinstance(route, str):
-            return route
-        # By id(): routes compare by value and are unhashable. The route is kept with its
-        # template, so its id cannot be reused while cached.
-        cached = self._templates.get(id(route))
-        if cached is None or cached[0] is not route:
-            path = getattr(route, "path_format", None) or getattr(route, "path", None)
-            cached = (route, path if isinstance(path, str) else UNMATCHED)
-            if len(self._templates) < 10_000:
-                self._templates[id(route)] = cached
-        return cached[1]
-
-    def _flush(self) -> None:
-        """Aggregate the requests recorded since the last flush into the metric families:
-        grouped first, so each kind of request costs one lookup and one histogram pass."""
-        with self._flush_lock:  # a scrape from another thread, and the loop's own flush
-            columns = self._columns
-            n = min(map(len, columns))  # a request being appended (another thread) waits
-            batch = [column[:n] for column in columns]
-            for column in columns:
-                del column[:n]
-        # (route or its id, method, status, error type) -> [route, seconds, (seconds, exemplar)]
-        groups: dict[tuple[Any, str, int, Any], list[Any]] = {}
-        for route, method, status, elapsed, extra in zip(*batch, strict=True):
-            kind, ex = (None, None) if extra is None else extra
-            # Route objects compare by value and are unhashable: grouped by identity.
-            rkey = route if route is None or route.__class__ is str else id(route)
-            group = groups.get((rkey, method, status, kind))
-            if group is None:
-                group = groups[(rkey, method, status, kind)] = [route, [], []]
-            if ex is None:
-                group[1].append(elapsed)
-            else:
-                group[2].append((elapsed, ex))
-        sinks = self._sinks
-        for (_, method, status, kind), (route, seconds, traced) in groups.items():
-            template = self._template(route)
-            sink = sinks.get((template, method, status, kind))
-            if sink is None:
-                sink = self._sink(template, method, status, kind)
-            histogram, count, errors = sink
-            histogram.observe_many(seconds)
-            for elapsed, ex in traced:
-                histogram.observe(elapsed, ex)
-            n = len(seconds) + len(traced)
-            count(n)
-            if errors is not None:
-                errors(n)
-
-    def _sink(
-        self, route: str, method: str, status: int, kind: type[BaseException] | None
-    ) -> tuple[Any, Callable[[float], None], Callable[[float], None] | None]:
-        """Where a request of this kind is counted: (its latency histogram, count them, count
-        the errors or None); kept for the next ones (at most a few per route and method)."""
-        key = (route, method, status, kind)
-        if method not in _METHODS:
-            method = "other"
-        error: str | None = None
-        if kind is not None and issubclass(kind, asyncio.CancelledError):
-            # The client went away (or the server is stopping): not a failure of the service,
-            # and no error budget spent. Recorded as nginx's 499 when nothing was sent yet.
-            status = status or 499
-        elif kind is not None:
-            # Raised before responding: the server answers 500. Raised mid-response: the client
-            # got a broken response, whatever status went first: a 5xx for the SLO as well.
-            status = 500
-            error = kind.__name__
-        elif status >= 500:
-            error = str(status)
-        status_class = _CLASSES[status // 100] if 100 <= status < 600 else "5xx"
-        sink = (
-            self._duration.labels(route, method, status_class),
-            self._requests.labels(route, method, status_class).inc,
-            None if error is None else self._errors.labels(route, method, error).inc,
-        )
-        if len(self._sinks) < 10_000:  # label sets are bounded; raw statuses nearly so
-            self._sinks[key] = sink
-        return sink
+                    route = recorder.template(route)
+                    _server_span.finish(server, method, route, status, error)
+            recorder.pending += 1
+            if recorder.pending >= BATCH:
+                recorder.flush()
 
     def _in_flight_now(self) -> float:
         return self.in_flight
@@ -323,6 +244,7 @@ class _CallSignals:
                 registry=reg,
             ),
         )
+        _same_buckets(duration, buckets)
         calls = family(
             registry,
             _names.CALLS,
@@ -399,7 +321,8 @@ def monitor(
     recorded with outcome ``cancelled``, not as an error.
     """
     if callable(name):
-        return monitor(f"{name.__module__}.{name.__qualname__}", registry=registry)(name)
+        label = f"{name.__module__}.{name.__qualname__}"
+        return monitor(label, registry=registry, buckets=buckets)(name)
     label = name
     reg = registry if registry is not None else REGISTRY
     bounds = tuple(buckets)

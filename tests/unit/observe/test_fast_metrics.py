@@ -73,3 +73,20 @@ def test_a_name_is_registered_once_and_labels_are_checked() -> None:
         FastCounter("x_total", "x", ["a"], registry=registry)
     with pytest.raises(ValueError, match="expected labels"):
         family.labels("1", "2")
+
+
+def test_large_bounds_are_written_as_prometheus_client_writes_them() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    bounds = (0.5, 12_345_678.0)
+    FastHistogram("big_seconds", "b", buckets=bounds, registry=ours).labels().observe(1.0)
+    Histogram("big_seconds", "b", buckets=bounds, registry=theirs).observe(1.0)
+    line = 'big_seconds_bucket{le="1.2345678e+07"} 1.0'
+    assert line in generate_latest(theirs).decode()
+    assert line in generate_latest(ours).decode()
+
+
+def test_an_exemplar_keeps_the_time_it_was_observed() -> None:
+    registry = CollectorRegistry()
+    hist = FastHistogram("t_seconds", "t", buckets=BOUNDS, registry=registry).labels()
+    hist.observe(0.05, {"trace_id": "ab" * 16}, 1_700_000_000.5)
+    assert "1700000000.5" in generate_openmetrics(registry).decode()  # not the scrape time

@@ -304,3 +304,117 @@ async def test_an_abort_mid_response_is_a_5xx_and_a_disconnect_is_not_an_error()
     assert value(registry, err, route="/stream", method="GET", error="RuntimeError") == 1
     assert value(registry, req, route="/slow", method="GET", status_class="4xx") == 1  # 499
     assert value(registry, err, route="/slow", method="GET", error="CancelledError") == 0
+
+
+# -- regressions from the review of the batched recording (each failed before its fix) ------
+
+
+async def test_a_host_route_beside_a_mount_does_not_break_the_label() -> None:
+    from starlette.routing import Host
+
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Host("admin.example.com", app=Starlette(routes=[Route("/", ok)])),
+            Mount("/v1", routes=[Route("/users/{id}", ok)]),
+        ]
+    )
+    registry = CollectorRegistry()
+    assert await call(GoldenSignals(app, registry=registry), "/v1/users/1") == 200
+    labels = {"route": "/v1/users/{id}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 1
+
+
+def test_requests_from_two_threads_keep_their_own_rows() -> None:
+    import threading
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        status = 200 if scope["path"] == "/a" else 404
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(inner, registry=registry, route_of=lambda scope: scope["path"])
+
+    def serve(path: str) -> None:
+        async def many() -> None:
+            for _ in range(5_000):
+                await call(app, path)
+
+        asyncio.run(many())
+
+    threads = [threading.Thread(target=serve, args=(p,)) for p in ("/a", "/b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    req = "tailguard_http_requests_total"
+    assert value(registry, req, route="/a", method="GET", status_class="2xx") == 5_000
+    assert value(registry, req, route="/b", method="GET", status_class="4xx") == 5_000
+    assert value(registry, req, route="/a", method="GET", status_class="4xx") == 0
+    assert value(registry, req, route="/b", method="GET", status_class="2xx") == 0
+
+
+async def test_excluded_paths_behind_a_root_path() -> None:
+    registry = CollectorRegistry()
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = GoldenSignals(inner, registry=registry, route_of=lambda scope: scope["path"])
+    scope = {"type": "http", "method": "GET", "path": "/api/metrics", "root_path": "/api"}
+    messages: list[Any] = []
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    await app(scope, None, send)  # type: ignore[arg-type]
+    assert seen == ["/api/metrics"]
+    assert series(registry, "tailguard_http_requests_total") == 0
+
+
+async def test_an_app_that_returns_without_a_response_is_an_error() -> None:
+    registry = CollectorRegistry()
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    app = GoldenSignals(silent, registry=registry, route_of=lambda scope: "/silent")
+    assert await call(app, "/silent") == 0
+    err = "tailguard_http_request_errors_total"
+    assert value(registry, err, route="/silent", method="GET", error="no response") == 1
+
+
+def test_other_buckets_on_a_registry_that_has_the_family_are_refused() -> None:
+    from tailguard.errors import ConfigurationError
+
+    registry = CollectorRegistry()
+    GoldenSignals(Starlette(), registry=registry)
+    with pytest.raises(ConfigurationError, match="buckets"):
+        GoldenSignals(Starlette(), registry=registry, buckets=(0.1, 1.0))
+    monitor("x", registry=registry, buckets=(0.1,))(lambda: None)
+    with pytest.raises(ConfigurationError, match="buckets"):
+        monitor("y", registry=registry, buckets=(0.2,))(lambda: None)
+
+
+async def test_requests_of_a_dropped_middleware_are_still_counted() -> None:
+    import gc
+
+    registry = CollectorRegistry()
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app: Any = GoldenSignals(inner, registry=registry, route_of=lambda scope: "/x")
+    for _ in range(10):  # fewer than a batch: pending, not yet counted
+        await call(app, "/x")
+    del app
+    gc.collect()
+    labels = {"route": "/x", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 10
