@@ -21,14 +21,9 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
-__all__ = ["ServerSpan", "active", "finish", "start"]
+__all__ = ["ServerSpan", "finish", "start"]
 
 ServerSpan = tuple["Span", "Token[Context]"]
-
-
-def active() -> bool:
-    """Whether tracing is set up (one attribute test)."""
-    return tracing._state.exemplars is not None
 
 
 def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
