@@ -27,11 +27,11 @@ open.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 import random
 from collections.abc import Collection, Iterable, Sequence
 
+from tailguard._digest import digest64
 from tailguard.balance._endpoint import Endpoint
 from tailguard.errors import CircuitOpenError, ConfigurationError
 
@@ -208,11 +208,6 @@ class Weighted(Picker):
         return best
 
 
-def _hash64(text: str) -> int:
-    """A stable 64-bit hash (never Python's per-process ``hash()``)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
 class IPHash(Picker):
     """Consistent hashing: ``replicas`` virtual nodes per unit of weight on a 64-bit ring
     (blake2b); a key goes to the first usable endpoint clockwise from its hash. Removing or
@@ -233,7 +228,7 @@ class IPHash(Picker):
 
     def _rebuilt(self) -> None:
         points = sorted(
-            (_hash64(f"{e.address}-{r}"), i)
+            (digest64(f"{e.address}-{r}"), i)
             for i, e in enumerate(self.endpoints)
             for r in range(max(1, round(self.replicas * e.weight)))
         )
@@ -247,7 +242,7 @@ class IPHash(Picker):
             return super().pick(now=now, exclude=exclude)
         owners = self._owners
         n = len(owners)
-        start = bisect.bisect(self._hashes, _hash64(key))
+        start = bisect.bisect(self._hashes, digest64(key))
         for k in range(n):
             e = owners[(start + k) % n]
             if e.available(now) and e not in exclude:

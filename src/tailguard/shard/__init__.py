@@ -16,7 +16,7 @@ Strategies (``strategies.py`` first) are sans-IO and deterministic across proces
 (one shard per UTC month). Only ``ShardRouter.session`` imports SQLAlchemy, on first use.
 """
 
-from tailguard.shard._keys import Key, digest64
+from tailguard._digest import Key, digest64
 from tailguard.shard.gathered import Gathered, ShardError
 from tailguard.shard.months import ByMonth
 from tailguard.shard.movement import Move, Movement, movement, moves

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from tailguard._digest import MASK64, Key, digest64
 from tailguard.errors import ConfigurationError
-from tailguard.shard._keys import MASK64, Key, digest64
 
 __all__ = ["Rendezvous", "mix64"]
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from tailguard._digest import MASK64, Key, digest64
 from tailguard.errors import ConfigurationError
-from tailguard.shard._keys import MASK64, Key, digest64
 
 __all__ = ["JumpHash", "Modulo", "StableHash", "Strategy", "check_count", "jump"]
 

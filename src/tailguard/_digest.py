@@ -1,4 +1,5 @@
-"""How a key becomes bytes and a 64-bit digest, the same in every process and language.
+"""How a key becomes bytes and a 64-bit digest, the same in every process and language: what
+shard strategies route by and where balancing places endpoints and clients on its ring.
 
 A key is an ``int``, a ``str`` or ``bytes``. Its bytes are: ``bytes`` as given, a ``str`` in
 UTF-8, an ``int`` as its decimal text (so ``42``, ``"42"`` and ``b"42"`` are one key). The
@@ -7,7 +8,8 @@ digest is BLAKE2b with an 8-byte digest, read as a big-endian unsigned integer::
     int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 Never Python's ``hash()``: for ``str`` and ``bytes`` it is salted per process
-(``PYTHONHASHSEED``), so two instances would route one key to different shards.
+(``PYTHONHASHSEED``), so two instances would route one key to different shards (or send one
+client to different endpoints).
 """
 
 from __future__ import annotations
@@ -36,14 +38,14 @@ def key_bytes(key: Key) -> bytes:
 
 def _slow_key_bytes(key: object) -> bytes:
     if isinstance(key, bool):  # an int, but True landing with 1 is never what was meant
-        raise TypeError(f"shard key {key!r}: a bool is not a key; use an int, str or bytes")
+        raise TypeError(f"key {key!r}: a bool is not a key; use an int, str or bytes")
     if isinstance(key, int):
         return b"%d" % int(key)
     if isinstance(key, str):
         return str(key).encode()
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key)
-    raise TypeError(f"shard key {key!r}: expected an int, str or bytes, not {type(key).__name__}")
+    raise TypeError(f"key {key!r}: expected an int, str or bytes, not {type(key).__name__}")
 
 
 def digest64(key: Key) -> int:
