@@ -4,8 +4,9 @@ prometheus_client takes a lock for every increment and scans the buckets in Pyth
 histogram observation costs about 0.7 us here, a counter increment 0.3 us. These families
 keep one plain list per thread instead (no lock: a thread only ever writes its own), find the
 bucket with ``bisect`` (C), and add the threads' lists up when scraped, through a
-prometheus_client ``Collector`` registered in the same registry. An observation costs about
-0.15 us. Exact under threads; scrapes see each thread's values as of the scrape.
+prometheus_client ``Collector`` registered in the same registry. Side by side on a loaded
+machine an observation cost 0.47-0.54 us against prometheus_client's 1.8-2.1 us. Exact under
+threads; scrapes see each thread's values as of the scrape.
 """
 
 from __future__ import annotations

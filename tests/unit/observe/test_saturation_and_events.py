@@ -66,19 +66,12 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
         await asyncio.sleep(0.03)
         time.sleep(0.1)  # noqa: ASYNC251 - blocks the loop on purpose: the sampler wakes late
         await asyncio.sleep(0.03)
-    lag_max = max(
-        s.value
-        for m in registry.collect()
-        for s in m.samples
-        if s.name == "tailguard_event_loop_lag_seconds"
-    )
     histogram_count = value(registry, "tailguard_event_loop_lag_seconds_hist_count")
     assert histogram_count is not None
     assert histogram_count >= 2
     over = value(registry, "tailguard_event_loop_lag_seconds_hist_bucket", le="0.05")
     assert over is not None
     assert histogram_count - over >= 1  # one sample above 50 ms
-    assert lag_max >= 0  # the gauge holds the last sample
 
 
 def test_loop_lag_interval_must_be_positive() -> None:
