@@ -30,6 +30,7 @@ from tailguard.balance._attempts import (
     Call,
     Outcome,
     RetrySpec,
+    check_address,
     is_idempotent,
     retry_driver,
 )
@@ -212,11 +213,11 @@ def build_balancer(
     name: str,
     clock: Clock,
     hooks: HookRegistry | None,
+    adapter: str,
 ) -> Balancer:
-    """The balancer an adapter runs on: ``endpoints`` itself when it is one, else a new one."""
-    if isinstance(endpoints, Balancer):
-        return endpoints
-    return Balancer(
+    """The balancer an adapter runs on: ``endpoints`` itself when it is one, else a new one;
+    either way every endpoint an http(s) URL (``ConfigurationError`` naming ``adapter``)."""
+    balancer = endpoints if isinstance(endpoints, Balancer) else Balancer(
         picker(list(endpoints)),
         outlier=outlier,
         breaker=breaker,
@@ -224,4 +225,7 @@ def build_balancer(
         name=name,
         clock=clock,
         hooks=hooks,
-    )
+    )  # fmt: skip
+    for endpoint in balancer.endpoints:
+        check_address(f"{adapter}.endpoints", endpoint.address)
+    return balancer

@@ -34,7 +34,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from tailguard._clock import SYSTEM_CLOCK, Clock
-from tailguard.balance._attempts import Outcome, check_address
+from tailguard.balance._attempts import Outcome
 from tailguard.balance._endpoint import Endpoint
 from tailguard.balance.balancer import (
     DEFAULT_FAILURE_STATUSES,
@@ -87,9 +87,8 @@ class BalancedSession:
             name=name,
             clock=clock,
             hooks=hooks,
+            adapter="BalancedSession",
         )
-        for endpoint in self.balancer.endpoints:
-            check_address("BalancedSession.endpoints", endpoint.address)
         self.retry_statuses = frozenset(retry_statuses)
         self.failure_statuses = frozenset(failure_statuses)
         self._session = session

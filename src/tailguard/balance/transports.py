@@ -107,9 +107,8 @@ class BalancedTransport(httpx.AsyncBaseTransport):
             name=name,
             clock=clock,
             hooks=hooks,
+            adapter="BalancedTransport",
         )
-        for endpoint in self.balancer.endpoints:
-            check_address("BalancedTransport.endpoints", endpoint.address)
         self.retry_statuses = frozenset(retry_statuses)
         self.failure_statuses = frozenset(failure_statuses)
         self._key = key
