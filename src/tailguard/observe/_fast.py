@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from threading import get_ident
 from typing import Any
 
@@ -80,15 +80,16 @@ class HistogramChild(_Child):
         if exemplar:
             self.exemplars[i] = Exemplar(exemplar, amount, time.time() if at is None else at)
 
-    def observe_many(self, amounts: Sequence[float]) -> None:
-        """``observe`` each of ``amounts`` (no exemplars): one shard lookup for all."""
+    def observe_counts(self, buckets: Mapping[int, int], total: float) -> None:
+        """Add counts already sorted into buckets: ``buckets`` maps a bucket's index (that of
+        its bound in the family's ``bounds``; ``len(bounds)`` is +Inf) to a number of
+        observations, and ``total`` is their sum in seconds."""
         shard = self._shards.get(get_ident())
         if shard is None:
             shard = self._shard()
-        bounds = self._bounds
-        for amount in amounts:
-            shard[bisect_left(bounds, amount)] += 1
-        shard[-1] += sum(amounts)
+        for i, count in buckets.items():
+            shard[i] += count
+        shard[-1] += total
 
 
 class CounterChild(_Child):

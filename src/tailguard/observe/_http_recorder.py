@@ -1,52 +1,59 @@
 """The requests GoldenSignals has seen but not counted yet, and their counting.
 
-The request path only appends to columns (see :class:`HttpRecorder`); counting them into the
-metric families happens in :meth:`HttpRecorder.flush`, every ``BATCH`` requests and before
-every scrape. The recorder is apart from the middleware so that it outlives it: a middleware
-dropped with requests pending has them counted when it is collected (``weakref.finalize``).
+The request path appends its latency to the list of its kind of request (see
+:class:`HttpRecorder`); counting those into the metric families happens in
+:meth:`HttpRecorder.flush`, every ``BATCH`` requests and before every scrape. The recorder is
+apart from the middleware so that it outlives it: a middleware dropped with requests pending
+has them counted when it is collected (``weakref.finalize``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from bisect import bisect_right
 from collections.abc import Callable
-from threading import get_ident
 from typing import Any
 
 from tailguard.observe._routes import UNMATCHED
 
-__all__ = ["BATCH", "HttpRecorder"]
+__all__ = ["BATCH", "HttpRecorder", "Kind"]
 
 BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
+# A kind of request: (its route template string, or the id() of its route object; method;
+# status, 0 when none was sent). Route objects compare by value and are unhashable, hence ids.
+Kind = tuple[Any, str, int]
+Sink = tuple[Any, Callable[[float], None], Callable[[float], None] | None]
+
 
 class HttpRecorder:
-    """Requests not yet counted, as columns: route, method, status, seconds, and None or
-    (exception type, exemplar, its time). Columns of references and numbers, not a tuple per
-    request: nothing the garbage collector tracks is made per request and kept, so a batch
-    does not push the process into more full collections. One set of columns per thread (an
-    ASGI server has one; tests and odd set-ups may have more), so that a request's fields
-    always share a row."""
+    """Requests not yet counted.
+
+    ``kinds`` maps each kind of request to the latencies (seconds) of those not counted yet:
+    the request path does one dict lookup and one ``append``, both single C calls that no
+    other thread interleaves, so one structure serves every thread. Requests that raised or
+    were traced (rare, or already costly) go to ``rare`` whole, with their exception type and
+    exemplar. Nothing the garbage collector tracks is made per request and kept.
+    """
 
     def __init__(self, duration: Any, requests: Any, errors: Any) -> None:
         self._duration, self._requests, self._errors = duration, requests, errors
-        # thread id -> (columns, their appends)
-        self.threads: dict[int, tuple[tuple[list[Any], ...], tuple[Any, ...]]] = {}
-        self.pending = 0  # requests appended since the last flush, all threads (approximate)
-        self._lock = threading.Lock()
+        self.kinds: dict[Kind, list[float]] = {}
+        self._routes: dict[Kind, Any] = {}  # kind -> its route, kept alive (so its id is too)
+        # (route, method, status, seconds, (exception type or None, exemplar or None, epoch s))
+        self.rare: list[tuple[Any, str, int, float, tuple[Any, Any, float]]] = []
+        self._lock = threading.Lock()  # a scrape from another thread, and the loop's own flush
         self._templates: dict[int, tuple[Any, str]] = {}  # id(route) -> (route, template)
-        # (route, method, status, exception type) -> where such a request is counted
-        self._sinks: dict[tuple[str, str, int, Any], tuple[Any, Any, Any]] = {}
+        # (template, method, status, exception type) -> where such a request is counted
+        self._sinks: dict[tuple[str, str, int, Any], Sink] = {}
 
-    def columns(self) -> tuple[tuple[list[Any], ...], tuple[Any, ...]]:
-        """This thread's columns, made on its first request."""
-        columns: tuple[list[Any], ...] = ([], [], [], [], [])
-        entry = (columns, tuple(column.append for column in columns))
-        self.threads[get_ident()] = entry
-        return entry
+    def kind(self, key: Kind, route: Any) -> list[float]:
+        """The list of ``key``'s pending latencies, made on its first request."""
+        self._routes.setdefault(key, route)
+        return self.kinds.setdefault(key, [])
 
     def template(self, route: Any) -> str:
         if route is None:
@@ -64,53 +71,52 @@ class HttpRecorder:
         return cached[1]
 
     def flush(self) -> None:
-        """Aggregate the requests recorded since the last flush into the metric families:
-        grouped first, so each kind of request costs one lookup and one histogram pass."""
-        batches = []
-        with self._lock:  # a scrape from another thread, and the loop's own flush
-            self.pending = 0
-            for columns, _ in list(self.threads.values()):
-                # One writer per set of columns: a prefix as long as the shortest column
-                # holds whole requests (one being appended right now waits for next time).
-                n = min(map(len, columns))
+        """Count the requests recorded since the last flush into the metric families: per
+        kind, its latencies sorted (C) and each bucket's count found by bisection, so the cost
+        per request is a share of one sort."""
+        taken: list[tuple[Kind, list[float]]] = []
+        with self._lock:
+            for key, pending in list(self.kinds.items()):
+                n = len(pending)  # appends go on at the end meanwhile: take what is here
                 if n:
-                    batches.append([column[:n] for column in columns])
-                    for column in columns:
-                        del column[:n]
-        # (route or its id, method, status, error type) -> [route, seconds, (seconds, exemplar)]
-        groups: dict[tuple[Any, str, int, Any], list[Any]] = {}
-        for batch in batches:
-            # zip without strict: the columns are cut to one length above, and a plain zip
-            # reuses its row tuple (a hot loop of up to BATCH rows).
-            for route, method, status, elapsed, extra in zip(*batch):  # noqa: B905
-                kind, ex, at = (None, None, 0.0) if extra is None else extra
-                # Route objects compare by value and are unhashable: grouped by identity.
-                rkey = route if route is None or route.__class__ is str else id(route)
-                group = groups.get((rkey, method, status, kind))
-                if group is None:
-                    group = groups[(rkey, method, status, kind)] = [route, [], []]
-                if ex is None:
-                    group[1].append(elapsed)
-                else:
-                    group[2].append((elapsed, ex, at))
-        sinks = self._sinks
-        for (_, method, status, kind), (route, seconds, traced) in groups.items():
-            template = self.template(route)
-            sink = sinks.get((template, method, status, kind))
-            if sink is None:
-                sink = self._sink(template, method, status, kind)
-            histogram, count, errors = sink
-            histogram.observe_many(seconds)
-            for elapsed, ex, at in traced:
-                histogram.observe(elapsed, ex, at)
-            n = len(seconds) + len(traced)
-            count(n)
+                    taken.append((key, pending[:n]))
+                    del pending[:n]
+            n = len(self.rare)
+            rare = self.rare[:n]
+            del self.rare[:n]
+        bounds = self._duration.bounds
+        for key, seconds in taken:
+            _, method, status = key
+            histogram, count, errors = self._sink_of(self._routes[key], method, status, None)
+            seconds.sort()
+            buckets: dict[int, int] = {}
+            below = 0
+            for i, bound in enumerate(bounds):
+                upto = bisect_right(seconds, bound)  # observations <= bound: Prometheus' le
+                if upto > below:
+                    buckets[i] = upto - below
+                    below = upto
+                if upto == len(seconds):
+                    break
+            if below < len(seconds):
+                buckets[len(bounds)] = len(seconds) - below  # +Inf
+            histogram.observe_counts(buckets, sum(seconds))
+            count(len(seconds))
             if errors is not None:
-                errors(n)
+                errors(len(seconds))
+        for route, method, status, elapsed, (kind, ex, at) in rare:
+            histogram, count, errors = self._sink_of(route, method, status, kind)
+            histogram.observe(elapsed, ex, at)
+            count(1)
+            if errors is not None:
+                errors(1)
 
-    def _sink(
-        self, route: str, method: str, status: int, kind: type[BaseException] | None
-    ) -> tuple[Any, Callable[[float], None], Callable[[float], None] | None]:
+    def _sink_of(self, route: Any, method: str, status: int, kind: Any) -> Sink:
+        template = self.template(route)
+        sink = self._sinks.get((template, method, status, kind))
+        return sink if sink is not None else self._sink(template, method, status, kind)
+
+    def _sink(self, route: str, method: str, status: int, kind: type[BaseException] | None) -> Sink:
         """Where a request of this kind is counted: (its latency histogram, count them, count
         the errors or None); kept for the next ones (at most a few per route and method)."""
         key = (route, method, status, kind)

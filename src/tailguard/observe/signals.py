@@ -22,7 +22,6 @@ import inspect
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from threading import get_ident
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from prometheus_client import CollectorRegistry, make_asgi_app
@@ -139,16 +138,24 @@ class GoldenSignals:
         self.in_flight = 0  # requests being served now, read by the gauge at scrape time
         in_flight.probe(self._in_flight_now)
         self._recorder = recorder = HttpRecorder(self._duration, self._requests, self._errors)
+        self._kinds = recorder.kinds
+        self._pending = 0  # requests since the last flush this middleware asked for
         for fam in (self._duration, self._requests, self._errors):
             fam.before_collect(recorder.flush)
         weakref.finalize(self, recorder.flush)  # requests pending when dropped still count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        # Every step here is paid by every request: dict subscripts and operators rather than
+        # calls where the scope guarantees the key, and one row appended at the end. (Measured
+        # under callgrind in a uvicorn server: a Python call costs about as much as ten of them.)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
         root = scope.get("root_path")
         if root and path.startswith(root):  # behind a proxy prefix: /api/metrics is /metrics
             path = path[len(root) :]
-        if scope["type"] != "http" or path in self._exclude or path.startswith(self._exclude_under):
+        if path in self._exclude or path.startswith(self._exclude_under):
             await self.app(scope, receive, send)
             return
         status = 0
@@ -173,38 +180,40 @@ class GoldenSignals:
         finally:
             elapsed = _perf() - start
             self.in_flight -= 1
-            # What the request was, kept raw: aggregating it into the families is left to
-            # the recorder's flush (at a scrape, or every BATCH requests), off its path.
+            # What the request was, kept raw: counting it into the families is left to the
+            # recorder's flush (at a scrape, or every BATCH requests), off its path.
             route: Any
             if self._custom_route is not None:
                 route = self._custom_route(scope)
             elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
                 route = route_template(scope, self.app)  # under a mount: resolved now
+            elif "route" in scope:
+                route = scope["route"]
             else:
-                route = scope.get("route") or scope.get("path_template")
-            method = scope.get("method", "GET")
-            recorder = self._recorder
-            columns = recorder.threads.get(get_ident())
-            if columns is None:
-                columns = recorder.columns()
-            add_route, add_method, add_status, add_seconds, add_extra = columns[1]
-            add_route(route)
-            add_method(method)
-            add_status(status)
-            add_seconds(elapsed)
+                route = scope.get("path_template")
+            method = scope["method"] if "method" in scope else "GET"  # noqa: SIM401 (no call)
             if server is None and error is None:
-                add_extra(None)
+                # Strings by value, route objects (unhashable) by identity.
+                key = (route if route.__class__ is str else id(route), method, status)
+                pending = self._kinds.get(key)
+                if pending is None:
+                    pending = self._recorder.kind(key, route)
+                pending.append(elapsed)
             else:
                 # The type, not the error (its traceback holds frames); the exemplar read
                 # while the request's span is current: its trace id.
                 ex = exemplar() if server is not None else None
-                add_extra((None if error is None else type(error), ex, time.time()))
+                kind = None if error is None else type(error)
+                self._recorder.rare.append(
+                    (route, method, status, elapsed, (kind, ex, time.time()))
+                )
                 if server is not None:
-                    route = recorder.template(route)
+                    route = self._recorder.template(route)
                     _server_span.finish(server, method, route, status, error)
-            recorder.pending += 1
-            if recorder.pending >= BATCH:
-                recorder.flush()
+            self._pending += 1
+            if self._pending >= BATCH:
+                self._pending = 0
+                self._recorder.flush()
 
     def _in_flight_now(self) -> float:
         return self.in_flight
