@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+from tailguard.errors import ConfigurationError
 from tailguard.observe._routes import UNMATCHED
 
-__all__ = ["BATCH", "HttpRecorder", "Kind"]
+__all__ = ["BATCH", "Exclusion", "HttpRecorder", "Kind"]
 
 BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -29,19 +30,67 @@ Kind = tuple[Any, str, int]
 Sink = tuple[Any, Callable[[float], None], Callable[[float], None] | None]
 
 
+class Exclusion:
+    """The paths GoldenSignals does not record: each of ``paths`` and everything under it,
+    relative to the app (a ``root_path`` prefix is taken off first)."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        if isinstance(paths, str):
+            raise ConfigurationError(
+                "exclude", paths, "an iterable of paths, such as ('/metrics',)"
+            )
+        given = list(paths)
+        for path in given:
+            if not isinstance(path, str) or len(path.rstrip("/")) < 2 or path[0] != "/":
+                raise ConfigurationError(
+                    "exclude",
+                    path,
+                    "a path below the root, such as '/metrics' (to record nothing at all, "
+                    "leave the middleware out)",
+                )
+        self.paths = frozenset(p.rstrip("/") for p in given)
+        self._under = tuple(p + "/" for p in self.paths)
+
+    def path(self, path: str, root: str | None) -> bool:
+        """Whether a request to ``path`` (as the server gave it, ``root`` the root path it
+        came in under) is excluded."""
+        if root and path.startswith(root):  # behind a proxy prefix: /api/metrics is /metrics
+            path = path[len(root) :]
+        return path in self.paths or path.startswith(self._under)
+
+    def verdict(self, template: str) -> bool | None:
+        """For every request a route template serves: True if all are excluded, False if none
+        is, None if it depends on the path (``/{page}`` may be ``/metrics``)."""
+        if not template.startswith("/"):
+            return None  # not a path template (unmatched, or a label of the user's own)
+        if "{" not in template:  # a route matches its template exactly
+            return template in self.paths or template.startswith(self._under)
+        static = template.split("{", 1)[0]  # what every path it serves starts with
+        if static.startswith(self._under):
+            return True
+        if any(under.startswith(static) for under in self._under):
+            return None  # its parameters may spell an excluded path, or not
+        return False
+
+
 class HttpRecorder:
     """Requests not yet counted.
 
-    ``kinds`` maps each kind of request to the latencies (seconds) of those not counted yet:
-    the request path does one dict lookup and one ``append``, both single C calls that no
-    other thread interleaves, so one structure serves every thread. Requests that raised or
-    were traced (rare, or already costly) go to ``rare`` whole, with their exception type and
-    exemplar. Nothing the garbage collector tracks is made per request and kept.
+    Each kind of request has a list of the latencies (seconds) of those not counted yet. The
+    request path finds it in ``kinds`` with one dict lookup and adds to it with one
+    ``append``, both single C calls that no other thread interleaves, so one structure serves
+    every thread. ``kinds`` holds only the kinds recorded whatever their path; the others go
+    through :meth:`pending` every time. Requests that raised or were traced (rare, or already
+    costly) go to ``rare`` whole, with their exception type and exemplar. Nothing the garbage
+    collector tracks is made per request and kept.
     """
 
-    def __init__(self, duration: Any, requests: Any, errors: Any) -> None:
+    def __init__(self, duration: Any, requests: Any, errors: Any, exclusion: Exclusion) -> None:
         self._duration, self._requests, self._errors = duration, requests, errors
-        self.kinds: dict[Kind, list[float]] = {}
+        self.exclusion = exclusion
+        self.kinds: dict[Kind, list[float]] = {}  # the lookup of the request path
+        self._lists: dict[Kind, list[float]] = {}  # every kind's pending latencies
+        self._verdicts: dict[Kind, bool | None] = {}  # see Exclusion.verdict
         self._routes: dict[Kind, Any] = {}  # kind -> its route, kept alive (so its id is too)
         # (route, method, status, seconds, (exception type or None, exemplar or None, epoch s))
         self.rare: list[tuple[Any, str, int, float, tuple[Any, Any, float]]] = []
@@ -50,10 +99,31 @@ class HttpRecorder:
         # (template, method, status, exception type) -> where such a request is counted
         self._sinks: dict[tuple[str, str, int, Any], Sink] = {}
 
-    def kind(self, key: Kind, route: Any) -> list[float]:
-        """The list of ``key``'s pending latencies, made on its first request."""
+    def pending(
+        self, key: Kind, route: Any, path: str, scope: MutableMapping[str, Any]
+    ) -> list[float]:
+        """Where a request of kind ``key`` (``route`` its route object or template, ``path``
+        the path it came with) adds its latency: its kind's list, or a list nobody reads if
+        its path is excluded. A kind recorded whatever its path joins ``kinds``."""
+        verdict = self._verdicts.get(key, ...)
+        if verdict is ...:
+            verdict = self._verdicts.setdefault(key, self.exclusion.verdict(self.template(route)))
+        if verdict or (verdict is None and self.excluded(path, scope)):
+            return []  # not recorded
+        pending = self.list_of(key, route)
+        if verdict is False:
+            self.kinds.setdefault(key, pending)
+        return pending
+
+    def list_of(self, key: Kind, route: Any) -> list[float]:
+        """The pending latencies of kind ``key`` (``route`` its route object or template)."""
         self._routes.setdefault(key, route)
-        return self.kinds.setdefault(key, [])
+        return self._lists.setdefault(key, [])
+
+    def excluded(self, path: str, scope: MutableMapping[str, Any]) -> bool:
+        """Whether the request ``path`` arrived with is excluded; read after the app ran, when
+        a mount has moved ``root_path`` (its ``app_root_path`` keeps the one it came with)."""
+        return self.exclusion.path(path, scope.get("app_root_path", scope.get("root_path")))
 
     def template(self, route: Any) -> str:
         if route is None:
@@ -76,7 +146,7 @@ class HttpRecorder:
         per request is a share of one sort."""
         taken: list[tuple[Kind, list[float]]] = []
         with self._lock:
-            for key, pending in list(self.kinds.items()):
+            for key, pending in list(self._lists.items()):
                 n = len(pending)  # appends go on at the end meanwhile: take what is here
                 if n:
                     taken.append((key, pending[:n]))

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from tailguard.errors import ConfigurationError
 from tailguard.observe import _names, _server_span
 from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown, ProbeGauge
-from tailguard.observe._http_recorder import BATCH, HttpRecorder
+from tailguard.observe._http_recorder import BATCH, Exclusion, HttpRecorder, Kind
 from tailguard.observe._registry import REGISTRY, family
 from tailguard.observe._routes import UNMATCHED, route_template
 from tailguard.observe.tracing import _state as _tracing
@@ -129,35 +129,35 @@ class GoldenSignals:
         self.app = app
         self.registry = registry if registry is not None else REGISTRY
         self._custom_route = route_of
-        excluded = [p.rstrip("/") for p in exclude]
-        self._exclude = frozenset(excluded)
-        self._exclude_under = tuple(p + "/" for p in excluded)
+        exclusion = Exclusion(exclude)
         self._duration, self._requests, self._errors, in_flight = _http_families(
             self.registry, tuple(buckets)
         )
         self.in_flight = 0  # requests being served now, read by the gauge at scrape time
         in_flight.probe(self._in_flight_now)
-        self._recorder = recorder = HttpRecorder(self._duration, self._requests, self._errors)
+        self._recorder = recorder = HttpRecorder(
+            self._duration, self._requests, self._errors, exclusion
+        )
         self._kinds = recorder.kinds
-        self._pending = 0  # requests since the last flush this middleware asked for
         for fam in (self._duration, self._requests, self._errors):
             fam.before_collect(recorder.flush)
         weakref.finalize(self, recorder.flush)  # requests pending when dropped still count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Every step here is paid by every request: dict subscripts and operators rather than
-        # calls where the scope guarantees the key, and one row appended at the end. (Measured
-        # under callgrind in a uvicorn server: a Python call costs about as much as ten of them.)
+        # Every step here is paid by every request, so there are few: dict subscripts and
+        # operators rather than calls, and exclusion decided once per route, not per path.
+        # (Under callgrind in a uvicorn server, a Python call costs about ten such steps.)
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root):  # behind a proxy prefix: /api/metrics is /metrics
-            path = path[len(root) :]
-        if path in self._exclude or path.startswith(self._exclude_under):
+        path = scope["path"]  # as it came: the app may move root_path (mounts) or rewrite it
+        if _tracing.exemplars is None:
+            server = None
+        elif self._recorder.excluded(path, scope):  # no span for them (a span costs ~10 us)
             await self.app(scope, receive, send)
             return
+        else:
+            server = _server_span.start(scope)
         status = 0
 
         # A plain function returning send's awaitable: the app awaits that directly, and no
@@ -169,7 +169,6 @@ class GoldenSignals:
             return send(message)
 
         self.in_flight += 1
-        server = None if _tracing.exemplars is None else _server_span.start(scope)
         start = _perf()
         error: BaseException | None = None
         try:
@@ -181,39 +180,69 @@ class GoldenSignals:
             elapsed = _perf() - start
             self.in_flight -= 1
             # What the request was, kept raw: counting it into the families is left to the
-            # recorder's flush (at a scrape, or every BATCH requests), off its path.
-            route: Any
-            if self._custom_route is not None:
-                route = self._custom_route(scope)
-            elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
-                route = route_template(scope, self.app)  # under a mount: resolved now
-            elif "route" in scope:
+            # recorder's flush (at a scrape, or when a kind has BATCH pending), off its path.
+            if (
+                error is None
+                and server is None
+                and self._custom_route is None
+                and "route" in scope
+                and "app_root_path" not in scope
+            ):
+                # The common case: a router left the route it matched, outside any mount.
+                # Route objects are unhashable (they compare by value): keyed by identity.
                 route = scope["route"]
-            else:
-                route = scope.get("path_template")
-            method = scope["method"] if "method" in scope else "GET"  # noqa: SIM401 (no call)
-            if server is None and error is None:
-                # Strings by value, route objects (unhashable) by identity.
-                key = (route if route.__class__ is str else id(route), method, status)
+                key = (id(route), scope["method"], status)
                 pending = self._kinds.get(key)
                 if pending is None:
-                    pending = self._recorder.kind(key, route)
+                    pending = self._recorder.pending(key, route, path, scope)
                 pending.append(elapsed)
+                if len(pending) >= BATCH:  # memory stays bounded between scrapes
+                    self._recorder.flush()
             else:
-                # The type, not the error (its traceback holds frames); the exemplar read
-                # while the request's span is current: its trace id.
-                ex = exemplar() if server is not None else None
-                kind = None if error is None else type(error)
-                self._recorder.rare.append(
-                    (route, method, status, elapsed, (kind, ex, time.time()))
-                )
-                if server is not None:
-                    route = self._recorder.template(route)
-                    _server_span.finish(server, method, route, status, error)
-            self._pending += 1
-            if self._pending >= BATCH:
-                self._pending = 0
-                self._recorder.flush()
+                self._record(scope, path, status, elapsed, error, server)
+
+    def _record(
+        self,
+        scope: Scope,
+        path: str,
+        status: int,
+        elapsed: float,
+        error: BaseException | None,
+        server: Any,
+    ) -> None:
+        """Every other request: a custom ``route_of``, a mount, another framework, no route
+        matched, an exception, or a traced request."""
+        recorder = self._recorder
+        if server is None and recorder.excluded(path, scope):
+            return  # (a traced request was checked before it ran)
+        route: Any
+        if self._custom_route is not None:
+            route = self._custom_route(scope)
+        elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
+            route = route_template(scope, self.app)  # under a mount: resolved now
+        else:
+            route = scope.get("route") or scope.get("path_template")
+        method = scope.get("method", "GET")
+        if server is None and error is None:
+            key: Kind = (
+                route if route is None or isinstance(route, str) else id(route),
+                method,
+                status,
+            )
+            pending = recorder.list_of(key, route)
+            pending.append(elapsed)
+            if len(pending) >= BATCH:
+                recorder.flush()
+            return
+        # The type, not the error (its traceback holds frames); the exemplar read while the
+        # request's span is current: its trace id.
+        ex = exemplar() if server is not None else None
+        kind = None if error is None else type(error)
+        recorder.rare.append((route, method, status, elapsed, (kind, ex, time.time())))
+        if server is not None:
+            _server_span.finish(server, method, recorder.template(route), status, error)
+        if len(recorder.rare) >= BATCH:
+            recorder.flush()
 
     def _in_flight_now(self) -> float:
         return self.in_flight

@@ -413,3 +413,114 @@ async def test_requests_of_a_dropped_middleware_are_still_counted() -> None:
     gc.collect()
     labels = {"route": "/x", "method": "GET", "status_class": "2xx"}
     assert value(registry, "tailguard_http_requests_total", **labels) == 10
+
+
+# -- exclusion decided once per route template, per path only where the template is ambiguous --
+
+
+def test_exclusion_verdicts_by_route_template() -> None:
+    from tailguard.observe._http_recorder import Exclusion
+
+    ex = Exclusion(["/metrics", "/health/"])
+    assert ex.verdict("/metrics") is True
+    assert ex.verdict("/health") is True
+    assert ex.verdict("/metrics/{path}") is True
+    assert ex.verdict("/metrics/x/{id}") is True
+    assert ex.verdict("/items/{id}") is False
+    assert ex.verdict("/metricsfoo/{id}") is False  # neither /metrics nor under it
+    assert ex.verdict("/metricsfoo") is False
+    assert ex.verdict("/about") is False
+    assert ex.verdict("/{page}") is None  # may be /metrics, may be /about
+    assert ex.verdict("/metr{x}") is None
+    assert ex.verdict("/metrics{suffix}") is None
+    assert ex.verdict(UNMATCHED) is None
+    assert ex.path("/metrics", "")
+    assert ex.path("/metrics/", "")
+    assert ex.path("/metrics/a", None)
+    assert ex.path("/api/metrics", "/api")
+    assert not ex.path("/api/about", "/api")
+    assert not ex.path("/metricsfoo", "")
+
+
+@pytest.mark.parametrize(
+    ("exclude", "named"),
+    [("/metrics", "/metrics"), (["/"], "'/'"), (["metrics"], "metrics"), ([""], "''")],
+)
+def test_an_exclusion_that_is_not_a_path_below_the_root_is_refused(
+    exclude: Any, named: str
+) -> None:
+    from tailguard.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="exclude") as raised:
+        GoldenSignals(Starlette(), registry=CollectorRegistry(), exclude=exclude)
+    assert named in str(raised.value)
+
+
+async def test_a_catch_all_route_has_each_path_checked() -> None:
+    async def page(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(request.path_params["page"])
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(Starlette(routes=[Route("/{page}", page)]), registry=registry)
+    for path in ("/about", "/metrics", "/about", "/metrics", "/faq"):
+        assert await call(app, path) == 200
+    labels = {"route": "/{page}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 3  # not /metrics
+
+
+async def test_routes_at_and_under_an_excluded_path_are_not_recorded() -> None:
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    registry = CollectorRegistry()
+    inner = Starlette(
+        routes=[Route("/metrics", ok), Route("/metrics/{x}", ok), Route("/metricsfoo", ok)]
+    )
+    app = GoldenSignals(inner, registry=registry)
+    for path in ("/metrics", "/metrics/a", "/metricsfoo", "/metrics", "/metricsfoo"):
+        assert await call(app, path) == 200
+    req = "tailguard_http_requests_total"
+    assert value(registry, req, route="/metricsfoo", method="GET", status_class="2xx") == 2
+    assert series(registry, req) == 1  # nothing for /metrics nor /metrics/{x}
+
+
+async def test_an_excluded_route_behind_a_root_path_is_not_recorded() -> None:
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(Starlette(routes=[Route("/metrics", ok)]), registry=registry)
+    scope = {"type": "http", "method": "GET", "path": "/api/metrics", "root_path": "/api",
+             "query_string": b"", "headers": []}  # fmt: skip
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200  # served, by the route (Starlette takes the root off)
+    assert series(registry, "tailguard_http_requests_total") == 0
+
+
+async def test_in_flight_counts_an_excluded_request_while_it_is_served() -> None:
+    registry = CollectorRegistry()
+    entered, release = asyncio.Event(), asyncio.Event()
+    seen: list[float] = []
+
+    async def metrics(request: Any) -> PlainTextResponse:
+        entered.set()
+        await release.wait()
+        return PlainTextResponse("scrape")
+
+    app = GoldenSignals(Starlette(routes=[Route("/metrics", metrics)]), registry=registry)
+    task = asyncio.create_task(call(app, "/metrics"))
+    await entered.wait()
+    seen.append(value(registry, "tailguard_http_requests_in_flight"))
+    release.set()
+    assert await task == 200
+    assert seen == [1.0]  # documented: a scrape sees itself
+    assert value(registry, "tailguard_http_requests_in_flight") == 0
+    assert series(registry, "tailguard_http_requests_total") == 0
