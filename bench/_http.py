@@ -34,6 +34,7 @@ __all__ = [
     "load",
     "running",
     "server_loop",
+    "split_cpus",
 ]
 
 ROUTE = "/items/{item_id}"
@@ -247,10 +248,12 @@ async def load(
 
 class ServerProcess:
     """One ``python -m bench._http VARIANT`` subprocess. ``sent`` counts the ``/items``
-    requests it answered 200 (the parent adds them up), to check its metrics against."""
+    requests it answered 200 (the parent adds them up), to check its metrics against.
+    ``cpus``: the CPUs it may run on (Linux; None: any)."""
 
-    def __init__(self, variant: str) -> None:
+    def __init__(self, variant: str, cpus: set[int] | None = None) -> None:
         self.variant = variant
+        self.cpus = cpus
         self.port = 0
         self.loop = ""
         self.sent = 0
@@ -263,6 +266,8 @@ class ServerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        if self.cpus is not None:
+            os.sched_setaffinity(self.proc.pid, self.cpus)  # before it has built the app
 
     async def ready(self, within: float = 30.0) -> None:
         """Read the announced port, then poll ``GET /items/0`` until it answers 200."""
@@ -330,11 +335,26 @@ class ServerProcess:
                     stream.close()
 
 
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """(the client's CPUs, the servers' CPUs) on Linux with two CPUs or more: the first CPU
+    this process may use for the load client, the others for the servers, so that neither
+    takes the other's core. None where affinity cannot be set (or one CPU only)."""
+    getter = getattr(os, "sched_getaffinity", None)
+    if getter is None:
+        return None
+    mine = sorted(getter(0))
+    if len(mine) < 2:
+        return None
+    return {mine[0]}, set(mine[1:])
+
+
 @contextlib.contextmanager
-def running(variants: Sequence[str]) -> Iterator[dict[str, ServerProcess]]:
-    """Start a server per variant (all at once); stop every one of them on the way out, on an
-    exception or Ctrl-C too. Wait for them with ``await server.ready()``."""
-    servers = {variant: ServerProcess(variant) for variant in variants}
+def running(
+    variants: Sequence[str], cpus: set[int] | None = None
+) -> Iterator[dict[str, ServerProcess]]:
+    """Start a server per variant (all at once, on ``cpus`` if given); stop every one of them
+    on the way out, on an exception or Ctrl-C too. Wait for them with ``await server.ready()``."""
+    servers = {variant: ServerProcess(variant, cpus) for variant in variants}
     try:
         for server in servers.values():
             server.start()

@@ -45,6 +45,7 @@ import dataclasses
 import functools
 import gc
 import inspect
+import os
 import statistics
 import sys
 import tempfile
@@ -69,14 +70,24 @@ from bench._harness import (
     ratio,
     render_table,
 )
-from bench._http import ROUTE, VARIANTS, ServerProcess, fetch, load, running, server_loop
+from bench._http import (
+    ROUTE,
+    VARIANTS,
+    ServerProcess,
+    fetch,
+    load,
+    running,
+    server_loop,
+    split_cpus,
+)
 from tailguard.observe import monitor
 
 __all__ = ["main"]
 
 BARE, OURS, PEERS = "bare", "tailguard", "peer"
 CONNECTIONS = 32
-HTTP_SECONDS, HTTP_REQUESTS, HTTP_WARMUP = 1.0, 20_000, 1.0
+HTTP_SECONDS, HTTP_REQUESTS, HTTP_WARMUP = 0.6, 20_000, 1.0
+HTTP_REPS = 25  # at least: short samples, many of them, resist the bursts of a shared machine
 QUICK_SECONDS, QUICK_REQUESTS, QUICK_WARMUP = 0.2, 3_000, 0.2
 
 
@@ -138,6 +149,14 @@ class HttpResult:
     recorded: dict[str, int]  # requests counted by each variant's own metrics
     sent: dict[str, int]  # requests the client had answered 200, per variant
     loop: str
+    # Per repetition, the variant's req/s over the bare app's in the same repetition (the
+    # two samples seconds apart): the machine's drifts in speed cancel out of each ratio.
+    paired: dict[str, list[float]]
+    pinned: str  # how client and servers were placed on the CPUs
+    reps: int
+
+    def paired_median(self, key: str) -> float:
+        return statistics.median(self.paired[key])
 
 
 def recorded_requests(variant: Variant, text: str) -> int:
@@ -171,12 +190,22 @@ async def verify_metrics(variant: Variant, server: ServerProcess) -> int:
     return recorded
 
 
-async def run_http(settings: Settings, plan: HttpPlan) -> HttpResult:
+async def run_http(settings: Settings, plan: HttpPlan, reps: int) -> HttpResult:
     variants = {v.key: v for v in HTTP_VARIANTS}
     samples: dict[str, list[float]] = {key: [] for key in variants}
     counts: dict[str, int] = dict.fromkeys(variants, 0)
     cpu: dict[str, list[float]] = {key: [] for key in variants}
-    with running(tuple(variants)) as servers:
+    split = split_cpus()
+    server_cpus = None
+    pinned = "client and servers share the machine's cores, nothing pinned"
+    if split is not None:
+        client_cpus, server_cpus = split
+        os.sched_setaffinity(0, client_cpus)  # restored by run_http_section
+        pinned = (
+            f"client pinned to CPU {','.join(map(str, sorted(client_cpus)))}, servers to CPU "
+            f"{','.join(map(str, sorted(server_cpus)))}"
+        )
+    with running(tuple(variants), server_cpus) as servers:
         await asyncio.gather(*(s.ready() for s in servers.values()))
         loops = {s.loop for s in servers.values()}
 
@@ -210,12 +239,12 @@ async def run_http(settings: Settings, plan: HttpPlan) -> HttpResult:
         counts = dict.fromkeys(variants, 0)
         cpu = {key: [] for key in variants}
         keys = list(variants)
-        eprint(f"observe: HTTP: {len(keys)} variants x {settings.reps} repetitions ...")
-        for rep in range(settings.reps):
+        eprint(f"observe: HTTP: {len(keys)} variants x {reps} repetitions ...")
+        for rep in range(reps):
             shift = rep % len(keys)
             for key in (*keys[shift:], *keys[:shift]):
                 samples[key].append(await sample(key, plan.seconds))
-            eprint(f"repetition {rep + 1}/{settings.reps} done")
+            eprint(f"repetition {rep + 1}/{reps} done")
         recorded = {}
         for key, variant in variants.items():
             recorded[key] = await verify_metrics(variant, servers[key])
@@ -224,18 +253,30 @@ async def run_http(settings: Settings, plan: HttpPlan) -> HttpResult:
         key: Stats(key, variants[key].group, counts[key], tuple(values))
         for key, values in samples.items()
     }
-    return HttpResult(stats, cpu, recorded, sent, "/".join(sorted(loops)))
+    paired = {  # ns per request: bare's over the variant's is the variant's req/s over bare's
+        key: [b / v for b, v in zip(samples["bare"], values, strict=True)]
+        for key, values in samples.items()
+    }
+    loop = "/".join(sorted(loops))
+    return HttpResult(stats, cpu, recorded, sent, loop, paired, pinned, reps)
 
 
 def run_http_section(settings: Settings, plan: HttpPlan) -> HttpResult:
-    """On a uvloop event loop when installed: the client should cost less than the servers."""
+    """On a uvloop event loop when installed: the client should cost less than the servers.
+    This process' CPU affinity is what it was afterwards."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(run_http(settings, plan))
+    reps = settings.reps if settings.quick else max(settings.reps, HTTP_REPS)
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(run_http(settings, plan, reps))
+    finally:
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
 
 
 # -- sections 2 and 3: per call, in process -------------------------------------------------------
@@ -477,19 +518,24 @@ def per_second(ns: float) -> float:
 
 
 def http_targets(http: HttpResult) -> list[Target]:
-    """Requests/s ratios on the medians (ns per request inverted), best samples in the note."""
+    """Requests/s ratios: the median over the repetitions of each repetition's ratio (its two
+    samples seconds apart); the ratio of the medians and of the best samples in the note."""
     s = http.stats
     ours = s["goldensignals"]
 
     def target(n: str, peer: str, name: str, threshold: float) -> Target:
         other = s[peer]
+        paired = statistics.median(
+            o / p for o, p in zip(http.paired["goldensignals"], http.paired[peer], strict=True)
+        )
         return Target(
-            f"{n}. HTTP: GoldenSignals req/s / {name} req/s",
-            ratio(other.median, ours.median),
+            f"{n}. HTTP: GoldenSignals req/s / {name} req/s (median of paired ratios)",
+            paired,
             ">=",
             threshold,
-            f"{per_second(ours.median):,.0f} vs {per_second(other.median):,.0f} req/s"
-            f"; on best samples {ratio(other.best, ours.best):.2f}",
+            f"{per_second(ours.median):,.0f} vs {per_second(other.median):,.0f} req/s; "
+            f"ratio of medians {ratio(other.median, ours.median):.2f}; on best samples "
+            f"{ratio(other.best, ours.best):.2f}",
         )
 
     return [
@@ -555,6 +601,7 @@ def http_table(http: HttpResult, *, markdown: bool) -> str:
                 f"{per_second(s.best):,.0f}",
                 f"{s.median / 1000:,.1f}",
                 f"{(s.median - base.median) / 1000:+,.1f}",
+                f"{http.paired_median(v.key):.2f}x",
                 f"{ratio(base.median, s.median):.2f}x",
                 cpu_cell(http.cpu[v.key]),
                 f"{http.recorded[v.key]:,}" if v.metrics_path else "-",
@@ -568,13 +615,14 @@ def http_table(http: HttpResult, *, markdown: bool) -> str:
             "(best)",
             "us/req",
             "added us",
-            "x bare req/s",
+            "x bare, paired",
+            "x bare, medians",
             "server CPU us/req",
             "recorded",
         ],
         rows,
         markdown=markdown,
-        align=["<", "<", ">", ">", ">", ">", ">", ">", ">"],
+        align=["<", "<", ">", ">", ">", ">", ">", ">", ">", ">"],
     )
 
 
@@ -653,6 +701,7 @@ def results(
                 "requests": http.stats[v.key].calls,
                 "requests_per_second": per_second(http.stats[v.key].median),
                 "best_requests_per_second": per_second(http.stats[v.key].best),
+                "paired_ratio_to_bare": http.paired_median(v.key),
                 "samples_ns_per_request": list(http.stats[v.key].samples),
                 "server_cpu_us_per_request": list(http.cpu[v.key]),
                 "recorded": http.recorded[v.key],
@@ -707,11 +756,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     lines = header(title, settings)
     lines.insert(2, versions())
     lines.append(
-        f"HTTP: {settings.reps} interleaved samples per variant (starting variant rotating), "
+        f"HTTP: {http.reps} interleaved samples per variant (starting variant rotating), "
         f"each <= {plan.seconds:g} s or {plan.max_requests:,} requests, after a "
         f"{plan.warmup:g} s warm-up; {plan.connections} keep-alive connections from one "
         f"client process; each server one uvicorn worker (httptools, {http.loop or server_loop()}); "
-        f"client and servers share the machine's cores, nothing pinned"
+        f"{http.pinned}"
     )
     if md:
         print("\n".join([f"### {lines[0]}", "", *(f"{line}  " for line in lines[1:]), ""]))
@@ -727,7 +776,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"1. HTTP on loopback: Starlette GET {ROUTE} (small JSON), requests/s by variant; "
         "every middleware labels by route template",
         http_table(http, markdown=md)
-        + "\n\nus/req: wall time per request (1 / req/s); server CPU us/req: the server "
+        + "\n\nx bare, paired: the median over the repetitions of the variant's req/s over the "
+        "bare app's in the same repetition (samples seconds apart, so the machine's drifts in "
+        "speed cancel out); x bare, medians: the ratio of the two medians.\n"
+        "us/req: wall time per request (1 / req/s); server CPU us/req: the server "
         "process' user + system CPU time per request, median over the samples (from /proc, "
         "10 ms ticks), the figure least disturbed by the client sharing the cores.\n"
         "recorded: the request count each variant's own /metrics reports for "
