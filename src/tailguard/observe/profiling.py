@@ -196,6 +196,7 @@ def profile_performance(
             observe=histogram.labels(label).observe,
         )  # fmt: skip
         idle = sample_rate == 0.0
+        observe = state.observe  # an idle call that was fast: observed here, no state.end()
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
@@ -207,7 +208,11 @@ def profile_performance(
                 try:
                     return await afn(*args, **kwargs)
                 finally:
-                    state.end(_perf() - start, begun)
+                    elapsed = _perf() - start
+                    if begun is None and elapsed <= threshold:
+                        observe(elapsed)
+                    else:
+                        state.end(elapsed, begun)
 
             run_async.profiled = state  # type: ignore[attr-defined]
             return cast(Callable[P, R], run_async)
@@ -219,7 +224,11 @@ def profile_performance(
             try:
                 return fn(*args, **kwargs)
             finally:
-                state.end(_perf() - start, begun)
+                elapsed = _perf() - start
+                if begun is None and elapsed <= threshold:
+                    observe(elapsed)
+                else:
+                    state.end(elapsed, begun)
 
         run.profiled = state  # type: ignore[attr-defined]
         return run
