@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -142,8 +141,8 @@ class HttpRecorder:
 
     def flush(self) -> None:
         """Count the requests recorded since the last flush into the metric families: per
-        kind, its latencies sorted (C) and each bucket's count found by bisection, so the cost
-        per request is a share of one sort."""
+        kind, its latencies sorted (C) and each bucket's count found by bisection
+        (``observe_many``), so the cost per request is a share of one sort."""
         taken: list[tuple[Kind, list[float]]] = []
         with self._lock:
             for key, pending in list(self._lists.items()):
@@ -154,23 +153,10 @@ class HttpRecorder:
             n = len(self.rare)
             rare = self.rare[:n]
             del self.rare[:n]
-        bounds = self._duration.bounds
         for key, seconds in taken:
             _, method, status = key
             histogram, count, errors = self._sink_of(self._routes[key], method, status, None)
-            seconds.sort()
-            buckets: dict[int, int] = {}
-            below = 0
-            for i, bound in enumerate(bounds):
-                upto = bisect_right(seconds, bound)  # observations <= bound: Prometheus' le
-                if upto > below:
-                    buckets[i] = upto - below
-                    below = upto
-                if upto == len(seconds):
-                    break
-            if below < len(seconds):
-                buckets[len(bounds)] = len(seconds) - below  # +Inf
-            histogram.observe_counts(buckets, sum(seconds))
+            histogram.observe_many(seconds)
             count(len(seconds))
             if errors is not None:
                 errors(len(seconds))

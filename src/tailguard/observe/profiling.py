@@ -40,6 +40,7 @@ R = TypeVar("R")
 PROFILE_DURATION = "tailguard_profiled_duration_seconds"
 _log = logging.getLogger("tailguard.observe.profiling")
 _perf = time.perf_counter
+BATCH = 1024  # idle observations held at most before they are counted (or a scrape)
 
 
 class Profiled:
@@ -196,7 +197,10 @@ def profile_performance(
             observe=histogram.labels(label).observe,
         )  # fmt: skip
         idle = sample_rate == 0.0
-        observe = state.observe  # an idle call that was fast: observed here, no state.end()
+        # An idle call that was fast is appended to the histogram's pending observations,
+        # counted at the next scrape: one C call, no state.end().
+        child = histogram.labels(label)
+        pending, drain = child.pending, child.drain
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
@@ -210,7 +214,9 @@ def profile_performance(
                 finally:
                     elapsed = _perf() - start
                     if begun is None and elapsed <= threshold:
-                        observe(elapsed)
+                        pending.append(elapsed)
+                        if len(pending) >= BATCH:
+                            drain()
                     else:
                         state.end(elapsed, begun)
 
@@ -226,7 +232,9 @@ def profile_performance(
             finally:
                 elapsed = _perf() - start
                 if begun is None and elapsed <= threshold:
-                    observe(elapsed)
+                    pending.append(elapsed)
+                    if len(pending) >= BATCH:
+                        drain()
                 else:
                     state.end(elapsed, begun)
 

@@ -90,3 +90,48 @@ def test_an_exemplar_keeps_the_time_it_was_observed() -> None:
     hist = FastHistogram("t_seconds", "t", buckets=BOUNDS, registry=registry).labels()
     hist.observe(0.05, {"trace_id": "ab" * 16}, 1_700_000_000.5)
     assert "1700000000.5" in generate_openmetrics(registry).decode()  # not the scrape time
+
+
+def test_pending_observations_are_counted_like_observe() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    fast = FastHistogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=ours)
+    slow = Histogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=theirs)
+    values = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 0.099999, 0.1, 1.0000001)
+    child = fast.labels("/a")
+    for value in values:
+        child.pending.append(value)  # the hot path's way
+        child.observe(value)  # and the plain one: every observation counted twice
+        slow.labels("/a").observe(value)
+        slow.labels("/a").observe(value)
+    sample_lines = [
+        line
+        for line in generate_latest(theirs).decode().splitlines()
+        if not line.startswith("#") and "_created" not in line
+    ]
+    ours_text = generate_latest(ours).decode()
+    for line in sample_lines:
+        assert line in ours_text
+    assert child.pending == []  # counted by the scrape
+
+
+def test_pending_appends_from_threads_while_draining_lose_nothing() -> None:
+    registry = CollectorRegistry()
+    child = FastHistogram("h_seconds", "h", buckets=BOUNDS, registry=registry).labels()
+
+    def work() -> None:
+        for i in range(20_000):
+            child.pending.append(0.05 if i % 2 else 2.0)
+            if i % 1_000 == 0:
+                child.drain()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(50):
+        registry.get_sample_value("h_seconds_count")  # scrapes drain meanwhile
+    for t in threads:
+        t.join()
+    assert registry.get_sample_value("h_seconds_count") == 80_000
+    assert registry.get_sample_value("h_seconds_bucket", {"le": "0.1"}) == 40_000
+    assert registry.get_sample_value("h_seconds_bucket", {"le": "+Inf"}) == 80_000
+    assert registry.get_sample_value("h_seconds_sum") == pytest.approx(40_000 * 2.05)
