@@ -62,3 +62,21 @@ def test_observe_benchmark_runs_every_variant(capsys: pytest.CaptureFixture[str]
             assert case["label"] in out, f"{key}_{kind}"
             assert case["median_ns"] > 0, f"{key}_{kind}"
     assert len(results["targets"]) == 5
+
+
+@pytest.mark.slow
+def test_observe_instructions_benchmark_counts_bare_and_goldensignals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    from bench import observe_instructions
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    results = observe_instructions.main(["--quick"])
+    out = capsys.readouterr().out
+    counts = results["instructions_per_request"]
+    assert set(counts) == {"bare", "goldensignals"}
+    assert 10_000 < counts["bare"] < counts["goldensignals"], counts  # it does add something
+    assert "bare / GoldenSignals instructions per request" in out
