@@ -267,7 +267,10 @@ class ServerProcess:
             stdout=subprocess.PIPE,
         )
         if self.cpus is not None:
-            os.sched_setaffinity(self.proc.pid, self.cpus)  # before it has built the app
+            try:
+                os.sched_setaffinity(self.proc.pid, self.cpus)  # before it has built the app
+            except OSError:  # refused (a sandbox): it runs where it may
+                self.cpus = None
 
     async def ready(self, within: float = 30.0) -> None:
         """Read the announced port, then poll ``GET /items/0`` until it answers 200."""
@@ -337,13 +340,19 @@ class ServerProcess:
 
 def split_cpus() -> tuple[set[int], set[int]] | None:
     """(the client's CPUs, the servers' CPUs) on Linux with two CPUs or more: the first CPU
-    this process may use for the load client, the others for the servers, so that neither
-    takes the other's core. None where affinity cannot be set (or one CPU only)."""
+    this process may use for the load client, the others for the servers, so that the two
+    do not share a CPU (two hyperthreads of one core still share it: the VM does not say).
+    None where affinity cannot be set (or one CPU only)."""
     getter = getattr(os, "sched_getaffinity", None)
-    if getter is None:
+    setter = getattr(os, "sched_setaffinity", None)
+    if getter is None or setter is None:
         return None
     mine = sorted(getter(0))
     if len(mine) < 2:
+        return None
+    try:
+        setter(0, set(mine))  # may this process set it at all (some sandboxes refuse)
+    except OSError:
         return None
     return {mine[0]}, set(mine[1:])
 

@@ -17,9 +17,10 @@ from typing import Any
 from tailguard.errors import ConfigurationError
 from tailguard.observe._routes import UNMATCHED
 
-__all__ = ["BATCH", "Exclusion", "HttpRecorder", "Kind"]
+__all__ = ["BATCH", "MAX_KINDS", "Exclusion", "HttpRecorder", "Kind", "canonical"]
 
 BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
+MAX_KINDS = 10_000  # (route, method, status) with a list of their own; others one by one
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
@@ -27,6 +28,16 @@ _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 # status, 0 when none was sent). Route objects compare by value and are unhashable, hence ids.
 Kind = tuple[Any, str, int]
 Sink = tuple[Any, Callable[[float], None], Callable[[float], None] | None]
+
+
+def canonical(route: Any, method: str, status: int) -> Kind:
+    """The kind of a request: a template string (or None) by value, a route object by id,
+    and any method outside the standard ones as ``other``."""
+    return (
+        route if route is None or route.__class__ is str else id(route),
+        method if method in _METHODS else "other",
+        status,
+    )
 
 
 class Exclusion:
@@ -78,10 +89,13 @@ class HttpRecorder:
     Each kind of request has a list of the latencies (seconds) of those not counted yet. The
     request path finds it in ``kinds`` with one dict lookup and adds to it with one
     ``append``, both single C calls that no other thread interleaves, so one structure serves
-    every thread. ``kinds`` holds only the kinds recorded whatever their path; the others go
-    through :meth:`pending` every time. Requests that raised or were traced (rare, or already
-    costly) go to ``rare`` whole, with their exception type and exemplar. Nothing the garbage
-    collector tracks is made per request and kept.
+    every thread. ``kinds`` holds only the kinds recorded whatever their path, keyed as the
+    request path keys them; every other request goes through :meth:`record`. Requests that
+    raised or were traced (rare, or already costly) go to ``rare`` whole, with their exception
+    type and exemplar. Nothing the garbage collector tracks is made per request and kept.
+
+    Bounded: methods outside the standard ones are one kind (``other``), and past
+    ``MAX_KINDS`` kinds a new one is counted through ``rare`` instead of getting a list.
     """
 
     def __init__(self, duration: Any, requests: Any, errors: Any, exclusion: Exclusion) -> None:
@@ -89,7 +103,8 @@ class HttpRecorder:
         self.exclusion = exclusion
         self.kinds: dict[Kind, list[float]] = {}  # the lookup of the request path
         self._lists: dict[Kind, list[float]] = {}  # every kind's pending latencies
-        self._verdicts: dict[Kind, bool | None] = {}  # see Exclusion.verdict
+        # kind -> (its route, kept alive so that its id is too; its exclusion verdict)
+        self._verdicts: dict[Kind, tuple[Any, bool | None]] = {}
         self._routes: dict[Kind, Any] = {}  # kind -> its route, kept alive (so its id is too)
         # (route, method, status, seconds, (exception type or None, exemplar or None, epoch s))
         self.rare: list[tuple[Any, str, int, float, tuple[Any, Any, float]]] = []
@@ -98,26 +113,65 @@ class HttpRecorder:
         # (template, method, status, exception type) -> where such a request is counted
         self._sinks: dict[tuple[str, str, int, Any], Sink] = {}
 
-    def pending(
-        self, key: Kind, route: Any, path: str, scope: MutableMapping[str, Any]
-    ) -> list[float]:
-        """Where a request of kind ``key`` (``route`` its route object or template, ``path``
-        the path it came with) adds its latency: its kind's list, or a list nobody reads if
-        its path is excluded. A kind recorded whatever its path joins ``kinds``."""
-        verdict = self._verdicts.get(key, ...)
-        if verdict is ...:
-            verdict = self._verdicts.setdefault(key, self.exclusion.verdict(self.template(route)))
+    def record(
+        self,
+        key: Kind,
+        route: Any,
+        path: str,
+        scope: MutableMapping[str, Any],
+        elapsed: float,
+    ) -> None:
+        """Record a request the request path did not find in ``kinds``: ``key`` as it keyed
+        it (the id of ``route``, the raw method, the status), ``path`` as the request came."""
+        kind = canonical(route, key[1], key[2])
+        entry = self._verdicts.get(kind)
+        if entry is None or (kind[0] is not route and entry[0] is not route):  # (an id reused)
+            if len(self._verdicts) >= MAX_KINDS:
+                verdict = None  # not cached: checked on the path
+            else:
+                entry = (route, self._verdict(route, path, scope))
+                self._verdicts[kind] = entry
+                verdict = entry[1]
+        else:
+            verdict = entry[1]
         if verdict or (verdict is None and self.excluded(path, scope)):
-            return []  # not recorded
-        pending = self.list_of(key, route)
-        if verdict is False:
-            self.kinds.setdefault(key, pending)
+            return  # not recorded
+        pending = self.add(kind, route, elapsed)
+        if verdict is False and pending is not None and kind == key:
+            self.kinds.setdefault(key, pending)  # next time, straight from the request path
+
+    def add(self, kind: Kind, route: Any, elapsed: float) -> list[float] | None:
+        """Add ``elapsed`` seconds to ``kind``'s pending latencies (``route`` its route object
+        or template); returns the list, or None past ``MAX_KINDS`` (counted one by one)."""
+        pending = self._lists.get(kind)
+        if pending is None:
+            if len(self._lists) >= MAX_KINDS:
+                self.rare.append((route, kind[1], kind[2], elapsed, (None, None, 0.0)))
+                if len(self.rare) >= BATCH:
+                    self.flush()
+                return None
+            self._routes.setdefault(kind, route)  # before the list: a flush finds it
+            pending = self._lists.setdefault(kind, [])
+        pending.append(elapsed)
+        if len(pending) >= BATCH:  # memory stays bounded between scrapes
+            self.flush()
         return pending
 
-    def list_of(self, key: Kind, route: Any) -> list[float]:
-        """The pending latencies of kind ``key`` (``route`` its route object or template)."""
-        self._routes.setdefault(key, route)
-        return self._lists.setdefault(key, [])
+    def _verdict(self, route: Any, path: str, scope: MutableMapping[str, Any]) -> bool | None:
+        """The exclusion verdict of a kind, from its template if ``path`` (its first request)
+        is one that template serves; a router whose route templates leave out part of the path
+        gets None, and each of its requests has its path checked."""
+        template = self.template(route)
+        verdict = self.exclusion.verdict(template)
+        if verdict is None:
+            return None
+        root = scope.get("app_root_path", scope.get("root_path"))
+        relative = path[len(root) :] if root and path.startswith(root) else path
+        if "{" in template:
+            served = relative.startswith(template.split("{", 1)[0])
+        else:
+            served = relative == template
+        return verdict if served else None
 
     def excluded(self, path: str, scope: MutableMapping[str, Any]) -> bool:
         """Whether the request ``path`` arrived with is excluded; read after the app ran, when

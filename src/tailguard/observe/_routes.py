@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
-__all__ = ["UNMATCHED", "route_template"]
+__all__ = ["UNMATCHED", "matched_route", "route_template"]
 
 UNMATCHED = "<unmatched>"
 
@@ -38,13 +38,28 @@ def route_template(scope: Scope, app: Any = None) -> str:
                 template = None
             if template is not None:
                 return template
-    route = scope.get("route")
+    route = matched_route(scope)
     if route is not None:
         path = getattr(route, "path_format", None) or getattr(route, "path", None)
         if isinstance(path, str):
             return path
     template = scope.get("path_template")
     return template if isinstance(template, str) else UNMATCHED
+
+
+def matched_route(scope: Scope) -> Any:
+    """The route the router matched, as left in the scope (read after the app ran), or None.
+
+    FastAPI (0.16x) leaves in ``scope["route"]`` the route as its router declared it, without
+    the prefix of ``include_router``, and the route with its full template in
+    ``scope["fastapi"]["effective_route_context"]``: that one, when there.
+    """
+    fastapi = scope.get("fastapi")
+    if isinstance(fastapi, dict):
+        context = fastapi.get("effective_route_context")
+        if context is not None:
+            return context
+    return scope.get("route")
 
 
 def _routes_of(app: Any) -> Sequence[Any] | None:

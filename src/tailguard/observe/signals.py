@@ -29,9 +29,9 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from tailguard.errors import ConfigurationError
 from tailguard.observe import _names, _server_span
 from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown, ProbeGauge
-from tailguard.observe._http_recorder import BATCH, Exclusion, HttpRecorder, Kind
+from tailguard.observe._http_recorder import BATCH, Exclusion, HttpRecorder, canonical
 from tailguard.observe._registry import REGISTRY, family
-from tailguard.observe._routes import UNMATCHED, route_template
+from tailguard.observe._routes import UNMATCHED, matched_route, route_template
 from tailguard.observe.tracing import _state as _tracing
 from tailguard.observe.tracing import exemplar
 
@@ -151,11 +151,8 @@ class GoldenSignals:
             await self.app(scope, receive, send)
             return
         path = scope["path"]  # as it came: the app may move root_path (mounts) or rewrite it
-        if _tracing.exemplars is None:
-            server = None
-        elif self._recorder.excluded(path, scope):  # no span for them (a span costs ~10 us)
-            await self.app(scope, receive, send)
-            return
+        if _tracing.exemplars is None or self._recorder.excluded(path, scope):
+            server = None  # (a span costs ~10 us: the path check is nothing beside it)
         else:
             server = _server_span.start(scope)
         status = 0
@@ -191,13 +188,16 @@ class GoldenSignals:
                 # The common case: a router left the route it matched, outside any mount.
                 # Route objects are unhashable (they compare by value): keyed by identity.
                 route = scope["route"]
+                if "fastapi" in scope:  # a route of an included router: its full template
+                    route = matched_route(scope)
                 key = (id(route), scope["method"], status)
                 pending = self._kinds.get(key)
                 if pending is None:
-                    pending = self._recorder.pending(key, route, path, scope)
-                pending.append(elapsed)
-                if len(pending) >= BATCH:  # memory stays bounded between scrapes
-                    self._recorder.flush()
+                    self._recorder.record(key, route, path, scope, elapsed)
+                else:
+                    pending.append(elapsed)
+                    if len(pending) >= BATCH:  # memory stays bounded between scrapes
+                        self._recorder.flush()
             else:
                 self._record(scope, path, status, elapsed, error, server)
 
@@ -221,18 +221,10 @@ class GoldenSignals:
         elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
             route = route_template(scope, self.app)  # under a mount: resolved now
         else:
-            route = scope.get("route") or scope.get("path_template")
+            route = matched_route(scope) or scope.get("path_template")
         method = scope.get("method", "GET")
         if server is None and error is None:
-            key: Kind = (
-                route if route is None or isinstance(route, str) else id(route),
-                method,
-                status,
-            )
-            pending = recorder.list_of(key, route)
-            pending.append(elapsed)
-            if len(pending) >= BATCH:
-                recorder.flush()
+            recorder.add(canonical(route, method, status), route, elapsed)
             return
         # The type, not the error (its traceback holds frames); the exemplar read while the
         # request's span is current: its trace id.

@@ -77,3 +77,33 @@ async def test_a_failed_request_marks_its_span_as_an_error() -> None:
     (server,) = [s for s in memory_exporter().get_finished_spans() if s.name == "GET /fail"]
     assert server.status.status_code.name == "ERROR"
     assert any(e.name == "exception" for e in server.events)
+
+
+async def test_an_excluded_path_has_no_span_and_is_in_flight_as_without_tracing() -> None:
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    registry = CollectorRegistry()
+    entered, release = asyncio.Event(), asyncio.Event()
+    in_flight: list[float | None] = []
+
+    async def scrape(request: object) -> PlainTextResponse:
+        entered.set()
+        await release.wait()
+        return PlainTextResponse("metrics")
+
+    app = GoldenSignals(Starlette(routes=[Route("/metrics", scrape)]), registry=registry)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        request = asyncio.create_task(client.get("/metrics"))
+        await entered.wait()
+        in_flight.append(registry.get_sample_value("tailguard_http_requests_in_flight"))
+        release.set()
+        assert (await request).status_code == 200
+    assert in_flight == [1.0]  # as with tracing off (docs/observe.md)
+    assert memory_exporter().get_finished_spans() == ()
+    assert registry.get_sample_value("tailguard_http_requests_total", {
+        "route": "/metrics", "method": "GET", "status_class": "2xx"}) is None  # fmt: skip

@@ -524,3 +524,118 @@ async def test_in_flight_counts_an_excluded_request_while_it_is_served() -> None
     assert seen == [1.0]  # documented: a scrape sees itself
     assert value(registry, "tailguard_http_requests_in_flight") == 0
     assert series(registry, "tailguard_http_requests_total") == 0
+
+
+# -- regressions from the review of the per-kind recording (each failed before its fix) -------
+
+
+async def test_fastapi_included_routers_keep_their_prefix_and_exclusion() -> None:
+    from fastapi import APIRouter
+
+    ops, reports = APIRouter(), APIRouter()
+
+    @ops.get("/")
+    async def index() -> int:
+        return 1
+
+    @ops.get("/{x}")
+    async def health(x: str) -> int:
+        return 1
+
+    @reports.get("/metrics")
+    async def metrics_report() -> int:
+        return 1
+
+    app = FastAPI()
+    app.include_router(ops, prefix="/metrics")  # served under the excluded path
+    app.include_router(ops, prefix="/ops")  # the same routes under another prefix
+    app.include_router(reports, prefix="/reports")
+    registry = CollectorRegistry()
+    wrapped = GoldenSignals(app, registry=registry)
+    for path in ("/metrics/", "/metrics/health", "/metrics/health", "/ops/health"):
+        assert await call(wrapped, path) == 200
+    for _ in range(3):
+        assert await call(wrapped, "/reports/metrics") == 200
+    req = "tailguard_http_requests_total"
+    assert value(registry, req, route="/reports/metrics", method="GET", status_class="2xx") == 3
+    assert value(registry, req, route="/ops/{x}", method="GET", status_class="2xx") == 1
+    assert series(registry, req) == 2  # nothing under /metrics, nor a prefix-less "/{x}"
+
+
+async def test_client_chosen_methods_are_one_kind() -> None:
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(Starlette(routes=[Route("/items/{id}", ok)]), registry=registry)
+    for i in range(300):
+        await call(app, "/items/1", method=f"M{i}")  # a 405 each
+    recorder = app._recorder
+    assert len(recorder.kinds) + len(recorder._lists) + len(recorder._verdicts) <= 3
+    labels = {"route": "/items/{id}", "method": "other", "status_class": "4xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 300
+
+
+async def test_kinds_past_the_bound_are_still_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tailguard.observe import _http_recorder
+
+    monkeypatch.setattr(_http_recorder, "MAX_KINDS", 5)
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(inner, registry=registry, route_of=lambda scope: scope["path"])
+    for i in range(40):
+        await call(app, f"/raw/{i % 20}")
+    assert len(app._recorder._lists) <= 5
+    assert series(registry, "tailguard_http_requests_total") == 20
+    total = sum(
+        value(registry, "tailguard_http_requests_total", route=f"/raw/{i}", method="GET",
+              status_class="2xx")
+        for i in range(20)
+    )  # fmt: skip
+    assert total == 40
+
+
+async def test_string_routes_made_per_request_are_kinds_by_value() -> None:
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        # A framework leaving a fresh string as the route: a reused address must not carry
+        # an excluded template's verdict to another one.
+        scope["route"] = "".join(["/metrics/{x}"] if scope["path"].startswith("/m") else
+                                 ["/things/{id}"])  # fmt: skip
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(inner, registry=registry)
+    for i in range(200):
+        await call(app, f"/metrics/{i}" if i % 2 else f"/things/{i}")
+    labels = {"route": "/things/{id}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 100
+    assert series(registry, "tailguard_http_requests_total") == 1
+    assert len(app._recorder._verdicts) <= 2
+
+
+async def test_a_route_whose_template_is_not_its_path_has_each_path_checked() -> None:
+    from starlette.routing import Route as StarletteRoute
+
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    # A router that strips its own prefix before matching, as some do without a Mount: the
+    # template ("/health/{x}", never excluded as such) does not spell the path.
+    route = StarletteRoute("/health/{x}", ok)
+
+    async def prefixed(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(prefixed, registry=registry)
+    for path in ("/api/health/a", "/metrics/health/a", "/api/health/b", "/metrics/health/b"):
+        await call(app, path)
+    labels = {"route": "/health/{x}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 2
