@@ -13,6 +13,20 @@ from tailguard.observe._fast import FastCounter, FastHistogram, FastUpDown
 BOUNDS = (0.01, 0.1, 1.0)
 
 
+def assert_same_samples(ours: CollectorRegistry, theirs: CollectorRegistry) -> None:
+    """Every sample line prometheus_client writes (each bucket with ``le`` as it writes it,
+    count, sum) is in our exposition too."""
+    sample_lines = [
+        line
+        for line in generate_latest(theirs).decode().splitlines()
+        if not line.startswith("#") and "_created" not in line
+    ]
+    assert sample_lines
+    ours_text = generate_latest(ours).decode()
+    for line in sample_lines:
+        assert line in ours_text
+
+
 def test_histogram_exposition_matches_prometheus_client() -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
     fast = FastHistogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=ours)
@@ -20,14 +34,7 @@ def test_histogram_exposition_matches_prometheus_client() -> None:
     for value in (0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 0.099999):
         fast.labels("/a").observe(value)
         slow.labels("/a").observe(value)
-    sample_lines = [
-        line
-        for line in generate_latest(theirs).decode().splitlines()
-        if not line.startswith("#") and "_created" not in line
-    ]
-    ours_text = generate_latest(ours).decode()
-    for line in sample_lines:  # every bucket (le as prometheus_client writes it), count, sum
-        assert line in ours_text
+    assert_same_samples(ours, theirs)
 
 
 def test_counts_are_exact_under_threads() -> None:
@@ -103,14 +110,7 @@ def test_pending_observations_are_counted_like_observe() -> None:
         child.observe(value)  # and the plain one: every observation counted twice
         slow.labels("/a").observe(value)
         slow.labels("/a").observe(value)
-    sample_lines = [
-        line
-        for line in generate_latest(theirs).decode().splitlines()
-        if not line.startswith("#") and "_created" not in line
-    ]
-    ours_text = generate_latest(ours).decode()
-    for line in sample_lines:
-        assert line in ours_text
+    assert_same_samples(ours, theirs)
     assert child.pending == []  # counted by the scrape
 
 
