@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tailguard.errors import ConfigurationError
 from tailguard.observe._routes import UNMATCHED
+from tailguard.observe._server_span import METHODS
 
 __all__ = ["BATCH", "MAX_KINDS", "Exclusion", "HttpRecorder", "Kind", "canonical"]
 
 BATCH = 1024  # requests recorded between two aggregations at most (or a scrape)
 MAX_KINDS = 10_000  # (route, method, status) with a list of their own; others one by one
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 # A kind of request: (its route template string, or the id() of its route object; method;
@@ -35,9 +35,17 @@ def canonical(route: Any, method: str, status: int) -> Kind:
     and any method outside the standard ones as ``other``."""
     return (
         route if route is None or route.__class__ is str else id(route),
-        method if method in _METHODS else "other",
+        method if method in METHODS else "other",
         status,
     )
+
+
+def _relative(path: str, root: str | None) -> str:
+    """``path`` without its ``root`` prefix (behind a proxy: /api/metrics is /metrics), taken
+    off at a segment boundary only, as Starlette does (/metrics is not /me + trics)."""
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :]
+    return path
 
 
 class Exclusion:
@@ -64,8 +72,7 @@ class Exclusion:
     def path(self, path: str, root: str | None) -> bool:
         """Whether a request to ``path`` (as the server gave it, ``root`` the root path it
         came in under) is excluded."""
-        if root and path.startswith(root):  # behind a proxy prefix: /api/metrics is /metrics
-            path = path[len(root) :]
+        path = _relative(path, root)
         return path in self.paths or path.startswith(self._under)
 
     def verdict(self, template: str) -> bool | None:
@@ -113,28 +120,22 @@ class HttpRecorder:
         # (template, method, status, exception type) -> where such a request is counted
         self._sinks: dict[tuple[str, str, int, Any], Sink] = {}
 
-    def record(
-        self,
-        key: Kind,
-        route: Any,
-        path: str,
-        scope: MutableMapping[str, Any],
-        elapsed: float,
-    ) -> None:
+    def record(self, key: Kind, route: Any, path: str, root: str | None, elapsed: float) -> None:
         """Record a request the request path did not find in ``kinds``: ``key`` as it keyed
-        it (the id of ``route``, the raw method, the status), ``path`` as the request came."""
+        it (the id of ``route``, the raw method, the status), ``path`` and ``root`` (its
+        ``root_path``) as the request came."""
         kind = canonical(route, key[1], key[2])
         entry = self._verdicts.get(kind)
         if entry is None or (kind[0] is not route and entry[0] is not route):  # (an id reused)
             if len(self._verdicts) >= MAX_KINDS:
                 verdict = None  # not cached: checked on the path
             else:
-                entry = (route, self._verdict(route, path, scope))
+                entry = (route, self._verdict(route, path, root))
                 self._verdicts[kind] = entry
                 verdict = entry[1]
         else:
             verdict = entry[1]
-        if verdict or (verdict is None and self.excluded(path, scope)):
+        if verdict or (verdict is None and self.excluded(path, root)):
             return  # not recorded
         pending = self.add(kind, route, elapsed)
         if verdict is False and pending is not None and kind == key:
@@ -157,7 +158,7 @@ class HttpRecorder:
             self.flush()
         return pending
 
-    def _verdict(self, route: Any, path: str, scope: MutableMapping[str, Any]) -> bool | None:
+    def _verdict(self, route: Any, path: str, root: str | None) -> bool | None:
         """The exclusion verdict of a kind, from its template if ``path`` (its first request)
         is one that template serves; a router whose route templates leave out part of the path
         gets None, and each of its requests has its path checked."""
@@ -165,18 +166,17 @@ class HttpRecorder:
         verdict = self.exclusion.verdict(template)
         if verdict is None:
             return None
-        root = scope.get("app_root_path", scope.get("root_path"))
-        relative = path[len(root) :] if root and path.startswith(root) else path
+        relative = _relative(path, root)
         if "{" in template:
             served = relative.startswith(template.split("{", 1)[0])
         else:
             served = relative == template
         return verdict if served else None
 
-    def excluded(self, path: str, scope: MutableMapping[str, Any]) -> bool:
-        """Whether the request ``path`` arrived with is excluded; read after the app ran, when
-        a mount has moved ``root_path`` (its ``app_root_path`` keeps the one it came with)."""
-        return self.exclusion.path(path, scope.get("app_root_path", scope.get("root_path")))
+    def excluded(self, path: str, root: str | None) -> bool:
+        """Whether a request is excluded: ``path`` and ``root`` (its ``root_path``) as they
+        were when it entered the middleware."""
+        return self.exclusion.path(path, root)
 
     def template(self, route: Any) -> str:
         if route is None:
@@ -230,7 +230,7 @@ class HttpRecorder:
         """Where a request of this kind is counted: (its latency histogram, count them, count
         the errors or None); kept for the next ones (at most a few per route and method)."""
         key = (route, method, status, kind)
-        if method not in _METHODS:
+        if method not in METHODS:
             method = "other"
         error: str | None = None
         if kind is not None and issubclass(kind, asyncio.CancelledError):

@@ -10,6 +10,7 @@ mount's path: ``/v1/users/{id}``, ``/static/{path}``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -20,18 +21,21 @@ UNMATCHED = "<unmatched>"
 Scope = MutableMapping[str, Any]
 
 
-def route_template(scope: Scope, app: Any = None) -> str:
+def route_template(scope: Scope, app: Any = None, root: str | None = None) -> str:
     """The route template that served ``scope`` (read after the app ran), or ``<unmatched>``.
 
     ``app``: the ASGI app the request entered (needed to rebuild templates under mounts;
-    default ``scope["app"]``, the innermost Starlette app). Litestar and others may leave a
-    ``path_template`` in the scope, which is used as it is.
+    default ``scope["app"]``, the innermost Starlette app). ``root``: the ``root_path`` the
+    request had when it entered ``app`` (default: the one before any mount, which a mount
+    keeps as ``app_root_path``; give it when ``app`` is itself mounted by another). Litestar
+    and others may leave a ``path_template`` in the scope, which is used as it is.
     """
-    if scope.get("root_path", "") != scope.get("app_root_path", scope.get("root_path", "")):
+    entered = root if root is not None else scope.get("app_root_path", scope.get("root_path", ""))
+    if scope.get("root_path", "") != entered:
         routes = _routes_of(app if app is not None else scope.get("app"))
         if routes is not None:
             # The request as it entered (a Host route reads its headers), before any mount.
-            probe = {**scope, "root_path": scope.get("app_root_path", ""), "path_params": {}}
+            probe = {**scope, "root_path": entered, "path_params": {}}
             try:
                 template = _walk(routes, probe)
             except Exception:  # a router we do not know: never fail the request over a label
@@ -58,7 +62,13 @@ def matched_route(scope: Scope) -> Any:
     if isinstance(fastapi, dict):
         context = fastapi.get("effective_route_context")
         if context is not None:
-            return context
+            if getattr(context, "path_format", ""):  # an APIRoute: its full template
+                return context
+            # A plain Route of an included router (add_route): its prefixed copy. (A mount
+            # has routes: its template is rebuilt from the app's routes instead.)
+            copy = getattr(context, "starlette_route", None)
+            if copy is not None and getattr(copy, "routes", None) is None:
+                return copy
     return scope.get("route")
 
 
@@ -74,11 +84,22 @@ def _routes_of(app: Any) -> Sequence[Any] | None:
     return None
 
 
+def _flat(routes: Sequence[Any]) -> Sequence[Any]:
+    """``routes`` with FastAPI's included routers (0.16x) laid out as the prefixed routes they
+    serve (``fastapi.routing.iter_route_contexts``); as they are otherwise. FastAPI is only
+    looked for if the app has imported it."""
+    fastapi_routing = sys.modules.get("fastapi.routing")
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    if iterate is None:
+        return routes
+    return list(iterate(routes))
+
+
 def _walk(routes: Sequence[Any], scope: dict[str, Any]) -> str | None:
     """The template of the route ``scope`` matches, as Starlette's router picks it (the first
     full match, else the first partial one: a 405)."""
     partial: tuple[Any, dict[str, Any]] | None = None
-    for route in routes:
+    for route in _flat(routes):
         matches = getattr(route, "matches", None)
         if matches is None:
             continue

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
-__all__ = ["ServerSpan", "finish", "start"]
+__all__ = ["METHODS", "ServerSpan", "finish", "start"]
+
+# The methods named as they are; any other is "_OTHER" (its span "HTTP {route}"), as the
+# OpenTelemetry HTTP conventions say, and "other" in the metrics.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 ServerSpan = tuple["Span", "Token[Context]"]
 
@@ -37,12 +41,16 @@ def start(scope: MutableMapping[str, Any]) -> ServerSpan:
 
     api = tracing._load()
     parent = propagate.extract(_headers(scope.get("headers", ())))
-    method = scope.get("method", "GET")
+    raw = scope.get("method", "GET")
+    method = raw if raw in METHODS else "_OTHER"  # a client's token is not a span name
+    attributes = {"http.request.method": method, "url.path": scope.get("path", "")}
+    if method != raw:
+        attributes["http.request.method_original"] = raw
     span = tracing._tracer().start_span(
-        method,
+        "HTTP" if method == "_OTHER" else method,
         context=parent,
         kind=SpanKind.SERVER,
-        attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        attributes=attributes,
     )
     return span, api.attach(api.set_span_in_context(span))
 
@@ -54,7 +62,7 @@ def finish(
     api = tracing._load()
     span, token = server
     if span.is_recording():
-        span.update_name(f"{method} {route}")
+        span.update_name(f"{method if method in METHODS else 'HTTP'} {route}")
         span.set_attribute("http.route", route)
         if status:
             span.set_attribute("http.response.status_code", status)

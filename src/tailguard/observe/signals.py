@@ -151,7 +151,12 @@ class GoldenSignals:
             await self.app(scope, receive, send)
             return
         path = scope["path"]  # as it came: the app may move root_path (mounts) or rewrite it
-        if _tracing.exemplars is None or self._recorder.excluded(path, scope):
+        # Under a mount of another app, the root_path it entered with, which the mounts below
+        # would hide; otherwise read after the app (unchanged, or kept as app_root_path).
+        root = scope["root_path"] if "app_root_path" in scope else None
+        if _tracing.exemplars is None or self._recorder.excluded(
+            path, scope.get("root_path") if root is None else root
+        ):
             server = None  # (a span costs ~10 us: the path check is nothing beside it)
         else:
             server = _server_span.start(scope)
@@ -193,35 +198,43 @@ class GoldenSignals:
                 key = (id(route), scope["method"], status)
                 pending = self._kinds.get(key)
                 if pending is None:
-                    self._recorder.record(key, route, path, scope, elapsed)
+                    self._recorder.record(key, route, path, scope.get("root_path"), elapsed)
                 else:
                     pending.append(elapsed)
                     if len(pending) >= BATCH:  # memory stays bounded between scrapes
                         self._recorder.flush()
             else:
-                self._record(scope, path, status, elapsed, error, server)
+                self._record(scope, path, root, status, elapsed, error, server)
 
     def _record(
         self,
         scope: Scope,
         path: str,
+        root: str | None,
         status: int,
         elapsed: float,
         error: BaseException | None,
         server: Any,
     ) -> None:
         """Every other request: a custom ``route_of``, a mount, another framework, no route
-        matched, an exception, or a traced request."""
+        matched, an exception, or a traced request. ``root``: as ``__call__`` read it."""
         recorder = self._recorder
-        if server is None and recorder.excluded(path, scope):
+        if root is None:
+            root = scope.get("app_root_path", scope.get("root_path"))
+        if server is None and recorder.excluded(path, root):
             return  # (a traced request was checked before it ran)
         route: Any
-        if self._custom_route is not None:
-            route = self._custom_route(scope)
-        elif "app_root_path" in scope and scope["app_root_path"] != scope.get("root_path"):
-            route = route_template(scope, self.app)  # under a mount: resolved now
-        else:
-            route = matched_route(scope) or scope.get("path_template")
+        try:
+            if self._custom_route is not None:
+                route = self._custom_route(scope)
+            elif scope.get("root_path") != root:  # under a mount: the template rebuilt now
+                route = route_template(scope, self.app, root or "")
+            else:
+                route = matched_route(scope) or scope.get("path_template")
+        except BaseException:
+            if server is not None:  # route_of raised: the span still ends, the error goes on
+                _server_span.finish(server, scope.get("method", "GET"), UNMATCHED, status, error)
+            raise
         method = scope.get("method", "GET")
         if server is None and error is None:
             recorder.add(canonical(route, method, status), route, elapsed)

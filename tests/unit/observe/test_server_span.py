@@ -107,3 +107,31 @@ async def test_an_excluded_path_has_no_span_and_is_in_flight_as_without_tracing(
     assert memory_exporter().get_finished_spans() == ()
     assert registry.get_sample_value("tailguard_http_requests_total", {
         "route": "/metrics", "method": "GET", "status_class": "2xx"}) is None  # fmt: skip
+
+
+async def test_a_method_no_standard_names_the_span_http_and_is_kept_apart() -> None:
+    registry = CollectorRegistry()
+    transport = httpx.ASGITransport(app=app_with(registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.request("XYZZY-1", "/users/1")).status_code == 405
+    (span,) = memory_exporter().get_finished_spans()
+    assert span.name == "HTTP /users/{uid}"  # a client's token is not a span name
+    assert span.attributes is not None
+    assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.attributes["http.request.method_original"] == "XYZZY-1"
+
+
+async def test_a_route_of_that_raises_still_ends_the_span() -> None:
+    from starlette.applications import Starlette
+
+    def broken(scope: object) -> str:
+        raise LookupError("no template")
+
+    registry = CollectorRegistry()
+    app = GoldenSignals(Starlette(), registry=registry, route_of=broken)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        with pytest.raises(LookupError):
+            await client.get("/anything")
+    (span,) = memory_exporter().get_finished_spans()
+    assert span.name == "GET <unmatched>"

@@ -639,3 +639,91 @@ async def test_a_route_whose_template_is_not_its_path_has_each_path_checked() ->
         await call(app, path)
     labels = {"route": "/health/{x}", "method": "GET", "status_class": "2xx"}
     assert value(registry, "tailguard_http_requests_total", **labels) == 2
+
+
+# -- regressions from the second review (each failed before its fix) -----------------------
+
+
+async def test_starlette_routes_and_mounts_of_included_fastapi_routers_keep_their_prefix() -> None:
+    from fastapi import APIRouter
+    from starlette.routing import Router
+
+    async def plain(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("plain")
+
+    ops, deeper = APIRouter(), APIRouter()
+
+    @ops.get("/boom/{x}")
+    async def boom(x: str) -> None:
+        raise ValueError("boom")
+
+    @deeper.get("/deep/{y}")
+    async def deep(y: str) -> int:
+        return 1
+
+    ops.add_route("/plain/{x}", plain)  # a Starlette Route in an APIRouter
+    ops.mount("/static", Router([Route("/files/{name}", plain)]))
+    ops.include_router(deeper, prefix="/nested")
+    app = FastAPI()
+    app.include_router(ops, prefix="/ops")
+    registry = CollectorRegistry()
+    app.add_middleware(GoldenSignals, registry=registry)
+    for path in ("/ops/plain/1", "/ops/static/files/a", "/ops/nested/deep/1"):
+        assert await call(app, path) == 200
+    with pytest.raises(ValueError, match="boom"):
+        await call(app, "/ops/boom/1")
+    req = "tailguard_http_requests_total"
+    for route in ("/ops/plain/{x}", "/ops/static/files/{name}", "/ops/nested/deep/{y}"):
+        assert value(registry, req, route=route, method="GET", status_class="2xx") == 1, route
+    assert value(registry, req, route="/ops/boom/{x}", method="GET", status_class="5xx") == 1
+    assert series(registry, req) == 4  # no "" label
+
+
+async def test_a_mounted_fastapi_app_with_included_routers_keeps_its_templates() -> None:
+    from fastapi import APIRouter
+
+    users = APIRouter()
+
+    @users.get("/{uid}")
+    async def user(uid: int) -> int:
+        return uid
+
+    v1 = FastAPI()
+    v1.include_router(users, prefix="/users")
+    app = Starlette(routes=[Mount("/v1", app=v1)])
+    registry = CollectorRegistry()
+    wrapped = GoldenSignals(app, registry=registry)
+    assert await call(wrapped, "/v1/users/1") == 200
+    labels = {"route": "/v1/users/{uid}", "method": "GET", "status_class": "2xx"}
+    assert value(registry, "tailguard_http_requests_total", **labels) == 1
+
+
+async def test_the_middleware_of_a_mounted_sub_app_sees_paths_as_the_sub_app_does() -> None:
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    registry = CollectorRegistry()
+    sub = Starlette(
+        routes=[
+            Route("/metrics", ok),
+            Route("/users/{id}", ok),
+            Mount("/admin", routes=[Route("/users/{id}", ok)]),
+        ]
+    )
+    sub.add_middleware(GoldenSignals, registry=registry)
+    parent = Starlette(routes=[Mount("/v1", app=sub)])
+    for path in ("/v1/metrics", "/v1/users/1", "/v1/admin/users/2"):
+        assert await call(parent, path) == 200
+    req = "tailguard_http_requests_total"
+    assert value(registry, req, route="/users/{id}", method="GET", status_class="2xx") == 1
+    assert value(registry, req, route="/admin/users/{id}", method="GET", status_class="2xx") == 1
+    assert series(registry, req) == 2  # /v1/metrics is the sub-app's /metrics: excluded
+
+
+def test_a_root_path_is_taken_off_at_a_segment_boundary_only() -> None:
+    from tailguard.observe._http_recorder import Exclusion
+
+    ex = Exclusion(["/metrics"])
+    assert ex.path("/metrics", "/me")  # the app's /metrics (a path without its root), not "trics"
+    assert ex.path("/me/metrics", "/me")
+    assert not ex.path("/me", "/me")  # the app's root itself
