@@ -93,8 +93,12 @@ class HistogramChild(_Child):
         shard = self._shards.get(get_ident())
         if shard is None:
             shard = self._shard()
-        amounts.sort()
         n = len(amounts)
+        if max(amounts) <= self._bounds[0]:  # all in the first bucket (common): no sort
+            shard[0] += n
+            shard[-1] += sum(amounts)
+            return
+        amounts.sort()
         below = 0
         for i, bound in enumerate(self._bounds):
             upto = bisect_right(amounts, bound)  # observations <= bound: Prometheus' le

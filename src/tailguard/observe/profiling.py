@@ -196,47 +196,66 @@ def profile_performance(
             profile_next=profile_next, keep=keep, interval=interval,
             observe=histogram.labels(label).observe,
         )  # fmt: skip
-        idle = sample_rate == 0.0
-        # An idle call that was fast is appended to the histogram's pending observations,
-        # counted at the next scrape: one C call, no state.end().
+        sampling = sample_rate > 0.0
+        # An unprofiled call that was fast is appended to the histogram's pending
+        # observations, counted at the next scrape: one C call. Everything else (armed,
+        # sampling, slow) goes through the state.
         child = histogram.labels(label)
         pending, drain = child.pending, child.drain
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
 
+            async def profiled_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                begun = state.begin()
+                start = _perf()
+                try:
+                    return await afn(*args, **kwargs)
+                finally:
+                    state.end(_perf() - start, begun)
+
             @functools.wraps(fn)
             async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                begun = None if idle and not state.armed else state.begin()
+                if state.armed or sampling:
+                    return await profiled_async(*args, **kwargs)
                 start = _perf()
                 try:
                     return await afn(*args, **kwargs)
                 finally:
                     elapsed = _perf() - start
-                    if begun is None and elapsed <= threshold:
+                    if elapsed <= threshold:
                         pending.append(elapsed)
                         if len(pending) >= BATCH:
                             drain()
                     else:
-                        state.end(elapsed, begun)
+                        state.end(elapsed, None)
 
             run_async.profiled = state  # type: ignore[attr-defined]
             return cast(Callable[P, R], run_async)
 
+        def profiled(*args: P.args, **kwargs: P.kwargs) -> R:
+            begun = state.begin()
+            start = _perf()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                state.end(_perf() - start, begun)
+
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            begun = None if idle and not state.armed else state.begin()
+            if state.armed or sampling:
+                return profiled(*args, **kwargs)
             start = _perf()
             try:
                 return fn(*args, **kwargs)
             finally:
                 elapsed = _perf() - start
-                if begun is None and elapsed <= threshold:
+                if elapsed <= threshold:
                     pending.append(elapsed)
                     if len(pending) >= BATCH:
                         drain()
                 else:
-                    state.end(elapsed, begun)
+                    state.end(elapsed, None)
 
         run.profiled = state  # type: ignore[attr-defined]
         return run

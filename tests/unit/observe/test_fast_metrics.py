@@ -135,3 +135,18 @@ def test_pending_appends_from_threads_while_draining_lose_nothing() -> None:
     assert registry.get_sample_value("h_seconds_bucket", {"le": "0.1"}) == 40_000
     assert registry.get_sample_value("h_seconds_bucket", {"le": "+Inf"}) == 80_000
     assert registry.get_sample_value("h_seconds_sum") == pytest.approx(40_000 * 2.05)
+
+
+def test_observe_many_counts_a_batch_all_in_the_first_bucket_and_a_mixed_one() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    fast = FastHistogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=ours)
+    slow = Histogram("lat_seconds", "Latency.", ["route"], buckets=BOUNDS, registry=theirs)
+    low = [0.0, 0.001, 0.01, 0.005]  # every one <= the first bound (the shortcut)
+    mixed = [0.01, 0.010001, 2.0, 0.1, 1.0]
+    fast.labels("/low").observe_many(list(low))
+    fast.labels("/mixed").observe_many(list(mixed))
+    for value in low:
+        slow.labels("/low").observe(value)
+    for value in mixed:
+        slow.labels("/mixed").observe(value)
+    assert_same_samples(ours, theirs)
