@@ -241,6 +241,8 @@ def profile_performance(
             finally:
                 state.end(_perf() - start, begun)
 
+        # The same lines as run_async's on purpose: a function shared by the two would be one
+        # more call on every call, which is what this path exists to avoid.
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             if state.armed or sampling:
