@@ -7,11 +7,11 @@ and the two peers) runs in its own uvicorn server under ``valgrind --tool=callgr
 instrumentation off; ``WARM`` requests warm it up, then instrumentation is switched on
 (``callgrind_control -i on``) for ``MEASURED`` requests from 8 keep-alive connections, and the
 instructions counted are divided by the requests answered. One variant at a time (valgrind is
-single-threaded and slow: about 50x); repeated runs agree within about 0.3%.
+single-threaded and slow); repeated runs agree within about 0.3%.
 
 Instructions are not time: the interpreter's own bytecode runs at fewer instructions per cycle
 than the C of httptools and uvloop, so a middleware's share of the time is larger than its
-share of the instructions (here about 1.6 times). The figure is for finding and guarding the
+share of the instructions (here 1-2 times, from the evening's runs). The figure is for finding and guarding the
 cost, next to the requests/s of ``bench/observe.py``, not instead of it.
 
     .venv/bin/python -m bench observe_instructions             # ~3 min

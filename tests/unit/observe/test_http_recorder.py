@@ -163,10 +163,18 @@ def test_four_threads_recording_at_once_lose_nothing(clock: Clock) -> None:
     threads = [threading.Thread(target=record, args=(app, clock, reqs)) for reqs in per_thread]
     stop = threading.Event()
 
+    scraped: list[float] = []
+
     def scrape() -> None:  # flushes from another thread meanwhile
         while not stop.is_set():
-            for metric in registry.collect():
-                assert metric.samples is not None
+            scraped.append(
+                sum(
+                    sample.value
+                    for metric in registry.collect()
+                    for sample in metric.samples
+                    if sample.name == "tailguard_http_requests_total"
+                )
+            )
 
     scraper = threading.Thread(target=scrape)
     scraper.start()
@@ -176,5 +184,6 @@ def test_four_threads_recording_at_once_lose_nothing(clock: Clock) -> None:
         t.join()
     stop.set()
     scraper.join()
+    assert scraped == sorted(scraped)  # a counter never goes back between scrapes
     everything = [r for reqs in per_thread for r in reqs]
     same(samples(registry, RENAME), samples(expected(everything), {}))
