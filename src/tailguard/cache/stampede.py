@@ -1,9 +1,10 @@
 """Stampede protection: single flight in a process, and XFetch's early-refresh rule.
 
 ``SingleFlight.run(key, fn)`` runs ``fn`` once for all concurrent callers of one key: the first
-caller leads, the others wait for its result (or its exception). A cancelled leader hands the
-key to a waiting caller instead of failing it. ``SingleFlight.spawn`` leads in the background
-(for stale-while-revalidate and early refresh).
+caller leads, the others wait for its result (or its exception: each waiter raises one of its
+own, so that tracebacks do not mix). A cancelled leader hands the key to a waiting caller
+instead of failing it. ``SingleFlight.spawn`` leads in the background (for
+stale-while-revalidate and early refresh).
 
 ``xfetch_due`` is "Optimal Probabilistic Cache Stampede Prevention" (Vattani et al., VLDB 2015):
 recompute early when ``now - delta * beta * ln(rand()) >= expiry``, ``delta`` being how long the
@@ -31,6 +32,24 @@ def xfetch_due(now: float, expires_at: float, delta: float, beta: float, rand: f
     return now - delta * beta * math.log(1.0 - rand) >= expires_at
 
 
+def _remake(exc: Exception) -> Exception | None:
+    """A new exception like ``exc`` (type, ``args``, attributes and notes, not its traceback or
+    chain), or None when its class cannot make one without calling ``__init__``."""
+    cls = type(exc)
+    try:
+        mine = cls.__new__(cls, *exc.args)
+        mine.args = exc.args
+        attrs = getattr(exc, "__dict__", None)
+        if attrs:
+            mine.__dict__.update(attrs)
+    except Exception:
+        return None
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        mine.__notes__ = list(notes)  # a note a caller adds stays with its own exception
+    return mine
+
+
 class SingleFlight:
     """At most one run per key at a time; concurrent callers share its outcome."""
 
@@ -49,20 +68,32 @@ class SingleFlight:
         on_wait: Callable[[], None] | None = None,
     ) -> T:
         """``await fn()`` unless a run for ``key`` is in flight: then share its outcome
-        (``on_wait()`` is called when this caller waits instead of running)."""
+        (``on_wait()`` is called when this caller waits instead of running).
+
+        A waiter does not re-raise the leader's exception object (each raise would add its
+        frames to one shared traceback): it raises a new exception of the same type, with the
+        same ``args`` and attributes, ``from`` the leader's, which is its ``__cause__``. A
+        ``BaseException`` that is no ``Exception``, or one that cannot be made again that way
+        (its class's ``__new__`` refuses its ``args``), is shared as it was raised.
+        """
         while True:
             pending = self._inflight.get(key)
             if pending is None:
                 return await self._lead(key, fn, self._claim(key))
             if on_wait is not None:
                 on_wait()
-            try:
-                return cast(T, await asyncio.shield(pending))
-            except asyncio.CancelledError:
-                me = asyncio.current_task()
-                if not pending.cancelled() or (me is not None and me.cancelling()):
-                    raise  # we were cancelled ourselves (perhaps with the leader)
-                # Only the leader was cancelled: one of the waiters leads instead.
+            # Wait without raising the leader's exception here: raising it would add this
+            # caller's frames to its traceback. A cancelled wait leaves ``pending`` running.
+            await asyncio.wait((pending,))
+            if pending.cancelled():
+                continue  # only the leader was cancelled: one of the waiters leads instead
+            exc = pending.exception()
+            if exc is None:
+                return cast(T, pending.result())
+            mine = _remake(exc) if isinstance(exc, Exception) else None
+            if mine is None:
+                raise exc
+            raise mine from exc
 
     def spawn(self, key: Hashable, fn: Callable[[], Awaitable[Any]]) -> bool:
         """Run ``fn`` for ``key`` in the background unless a run is in flight; True if started."""

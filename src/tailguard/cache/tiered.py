@@ -378,7 +378,8 @@ class TieredCache:
         """The cached value for ``key``, or ``await loader()`` stored for ``ttl`` seconds.
 
         Concurrent misses of one key share one ``loader`` call. A loader that raises stores
-        nothing and raises to every caller waiting on it. A stale value (within
+        nothing, and each caller waiting on it raises an exception of its own of the same type,
+        caused by the loader's (``SingleFlight.run``). A stale value (within
         ``stale_while_revalidate``) is returned at once while one background load refreshes
         it; a fresh one may be refreshed early (``early_refresh``).
         """
