@@ -182,6 +182,7 @@ def test_ratelimit_names() -> None:
         "Storage",
         "client_ip",
         "parse_rates",
+        "rate_limit_headers",
     ]
 
 

@@ -21,7 +21,7 @@ from tailguard.ratelimit.algorithms import (
     SlidingWindowCounter,
 )
 from tailguard.ratelimit.concurrency import ConcurrencyLimit, Lease
-from tailguard.ratelimit.middleware import RateLimitMiddleware, client_ip
+from tailguard.ratelimit.middleware import RateLimitMiddleware, client_ip, rate_limit_headers
 from tailguard.ratelimit.rate import Rate, parse_rates
 from tailguard.ratelimit.storage import MemoryStorage, RedisStorage, Storage
 
@@ -41,4 +41,5 @@ __all__ = [
     "Storage",
     "client_ip",
     "parse_rates",
+    "rate_limit_headers",
 ]

@@ -33,7 +33,7 @@ from tailguard.errors import ConfigurationError, Rejected
 from tailguard.ratelimit.algorithms import Algorithm, Decision
 from tailguard.resilience import CircuitBreaker, Pipeline, Timeout
 
-__all__ = ["RateLimitMiddleware", "client_ip"]
+__all__ = ["RateLimitMiddleware", "client_ip", "rate_limit_headers"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -216,6 +216,14 @@ def _sf_string(text: str) -> str:
 
 def _seconds(value: float) -> bytes:
     return str(max(0, math.ceil(value))).encode()
+
+
+def rate_limit_headers(name: str, limiter: Algorithm, decision: Decision) -> list[tuple[str, str]]:
+    """The ``RateLimit-Policy`` and ``RateLimit`` headers (and ``Retry-After`` when refused) for
+    ``decision``, as (name, value) pairs: for a limit checked outside the middleware (in a
+    framework dependency keyed by the signed-in user), answering as the middleware does.
+    ``name`` names the policy in the headers (the middleware uses the route template)."""
+    return [(k.decode(), v.decode()) for k, v in _rate_headers(name, limiter, decision)]
 
 
 def _rate_headers(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from typing import Any
 
@@ -108,3 +109,20 @@ def test_bad_configuration_is_refused() -> None:
             limits={"*": GCRA("1/second")},
             trusted_proxies=["not-a-network"],
         )
+
+
+async def test_rate_limit_headers_match_the_middleware_for_a_check_done_elsewhere() -> None:
+    from tailguard.ratelimit import GCRA, rate_limit_headers
+
+    limiter = GCRA("2/minute")
+    first = await limiter.check("user:1", now=0.0)
+    assert dict(rate_limit_headers("cart", limiter, first)) == {
+        "ratelimit-policy": '"cart";q=2;w=60',
+        "ratelimit": f'"cart";r=1;t={math.ceil(first.reset_after)}',
+    }
+    await limiter.check("user:1", now=0.0)
+    refused = await limiter.check("user:1", now=0.0)
+    headers = dict(rate_limit_headers("cart", limiter, refused))
+    assert not refused.allowed
+    assert headers["retry-after"] == str(math.ceil(refused.retry_after))
+    assert headers["ratelimit"].startswith('"cart";r=0;')
