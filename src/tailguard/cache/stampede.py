@@ -6,6 +6,9 @@ own, so that tracebacks do not mix). A cancelled leader hands the key to a waiti
 instead of failing it. ``SingleFlight.spawn`` leads in the background (for
 stale-while-revalidate and early refresh).
 
+``RefreshBackoff`` holds background refreshes of a key off after they fail, longer after each
+failure in a row, so that a loader that keeps failing is not called again on every stale read.
+
 ``xfetch_due`` is "Optimal Probabilistic Cache Stampede Prevention" (Vattani et al., VLDB 2015):
 recompute early when ``now - delta * beta * ln(rand()) >= expiry``, ``delta`` being how long the
 last computation took; the more expensive a value and the nearer its expiry, the likelier.
@@ -19,7 +22,7 @@ import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
 
-__all__ = ["SingleFlight", "xfetch_due"]
+__all__ = ["RefreshBackoff", "SingleFlight", "xfetch_due"]
 
 T = TypeVar("T")
 
@@ -30,6 +33,40 @@ def xfetch_due(now: float, expires_at: float, delta: float, beta: float, rand: f
     """Should a value expiring at ``expires_at`` be recomputed now? ``rand`` is uniform in
     [0, 1); times and ``delta`` in seconds; ``beta`` > 1 refreshes earlier, < 1 later."""
     return now - delta * beta * math.log(1.0 - rand) >= expires_at
+
+
+class RefreshBackoff:
+    """Per key: after ``failed(key, now)``, ``ready(key, now)`` is False for ``first`` seconds,
+    doubling with each failure in a row up to ``cap`` seconds; ``succeeded(key)`` forgets the
+    key. Times come from the caller (sans-IO). The ``max_keys`` most recent failures are kept.
+    """
+
+    __slots__ = ("_failures", "cap", "first", "max_keys")
+
+    def __init__(self, first: float = 1.0, cap: float = 60.0, max_keys: int = 10_000) -> None:
+        self.first = first
+        self.cap = cap
+        self.max_keys = max_keys
+        self._failures: dict[Hashable, tuple[int, float]] = {}  # key: (in a row, not before)
+
+    def ready(self, key: Hashable, now: float) -> bool:
+        """May ``key`` be refreshed in the background at ``now``?"""
+        failed = self._failures.get(key)
+        return failed is None or now >= failed[1]
+
+    def failed(self, key: Hashable, now: float) -> float:
+        """A refresh of ``key`` failed at ``now``: the seconds until the next may run."""
+        count = self._failures.pop(key, (0, 0.0))[0] + 1  # popped: re-inserted as the newest
+        delay = min(self.cap, self.first * 2.0 ** min(count - 1, 62))
+        self._failures[key] = (count, now + delay)
+        if len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]
+        return delay
+
+    def succeeded(self, key: Hashable) -> None:
+        """A load of ``key`` worked: no backoff left."""
+        if self._failures:
+            self._failures.pop(key, None)
 
 
 def _remake(exc: Exception) -> Exception | None:

@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from tailguard.cache._missing import MISSING
 from tailguard.cache.invalidation import Invalidation
 from tailguard.cache.keys import CacheKey
-from tailguard.cache.stampede import SingleFlight, xfetch_due
+from tailguard.cache.stampede import RefreshBackoff, SingleFlight, xfetch_due
 from tailguard.cache.tiers.base import Entry, Leasing, Tier
 from tailguard.cache.tiers.memory import MemoryTier
 from tailguard.errors import BackendSaturated, CacheValueError, ConfigurationError, Rejected
@@ -87,6 +87,9 @@ class TieredCache:
     None: off): a hit is refreshed in the background, before it expires, when
     ``now - delta * beta * ln(rand()) >= expires_at``, ``delta`` being how long its load took,
     so hot keys are recomputed by one caller before they expire instead of by all after.
+    A background refresh (either kind) that fails is not tried again for that key for 1 s,
+    doubling with each failure in a row up to 60 s (``clock`` seconds); the stale value is
+    served meanwhile, and a load that works ends the backoff.
     ``single_flight`` (default on): concurrent misses of one key in this process share one
     read of the shared tiers and one loader call; off, each miss loads (the naive twin).
     ``invalidation`` (a :class:`~tailguard.cache.invalidation.RedisInvalidation`) evicts from
@@ -145,6 +148,7 @@ class TieredCache:
         self.early_refresh = early_refresh
         self.single_flight = single_flight
         self._flight = SingleFlight()
+        self._backoff = RefreshBackoff()  # keys whose background refreshes failed lately
         self.invalidation = invalidation
         self.lease = lease
         self.lease_wait: float = (lease or 0.0) if lease_wait is None else lease_wait
@@ -404,12 +408,14 @@ class TieredCache:
                 on_wait=lambda: self._coalesced(key),
             )
         beta = self.early_refresh
-        if entry.expires_at <= now or (
+        due = entry.expires_at <= now or (  # stale, or due for an early refresh
             beta is not None
             and entry.delta
             and xfetch_due(now, entry.expires_at, entry.delta, beta, self._rand())
-        ):  # stale, or due for an early refresh: serve it, refresh it once in the background
-            self._flight.spawn(key, lambda: self._load(key, loader, ttl, negative_ttl))
+        )
+        if due and self._backoff.ready(key, now):  # unless refreshes of it failed just now
+            # Serve it, and refresh it once in the background.
+            self._flight.spawn(key, lambda: self._refresh(key, loader, ttl, negative_ttl))
         return cast(T, entry.value)
 
     def _coalesced(self, key: str) -> None:
@@ -430,6 +436,20 @@ class TieredCache:
             return entry
         return await self._load(key, loader, ttl, negative_ttl)
 
+    async def _refresh(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float,
+        negative_ttl: float | None,
+    ) -> Entry:
+        """A background load: if it fails, the next one for ``key`` waits (``_backoff``)."""
+        try:
+            return await self._load(key, loader, ttl, negative_ttl)
+        except Exception:
+            self._backoff.failed(key, self._now())
+            raise
+
     async def _load(
         self,
         key: str,
@@ -447,6 +467,7 @@ class TieredCache:
                 self._hooks.emit(CacheLoad(self.name, key, seconds, ok=False))
             raise
         seconds = time.perf_counter() - started
+        self._backoff.succeeded(key)
         if self._hooks.active:
             self._hooks.emit(CacheLoad(self.name, key, seconds))
         keep = negative_ttl if negative_ttl is not None else self.negative_ttl

@@ -11,7 +11,7 @@ import pytest
 from tailguard.cache import MISSING, CacheKey, Entry, MemoryTier, TieredCache
 from tailguard.errors import ConfigurationError
 from tailguard.events import CacheCoalesced, CacheHit, CacheLoad, CacheMiss, HookRegistry
-from tailguard.testing import RecordingHook
+from tailguard.testing import ManualClock, RecordingHook
 
 
 class Clock:
@@ -357,3 +357,62 @@ async def test_tiers_of_one_name_keep_their_own_breakers() -> None:
     assert await cache.get("k") == "from the live tier"
     cache.tiers[0].remove("k")  # type: ignore[attr-defined]
     assert await cache.get("k") == "from the live tier"  # the dead tier's open breaker is its own
+
+
+@pytest.mark.parametrize("why", ["stale", "early"])
+async def test_a_failing_background_refresh_backs_off_until_a_load_works(why: str) -> None:
+    clock = ManualClock(1_000.0)
+    l1 = MemoryTier(clock=clock.now)
+    cache = TieredCache(
+        [l1], clock=clock.now, jitter=0.0, stale_while_revalidate=3_600, rand=lambda: 0.999
+    )
+    if why == "stale":
+        l1.store("k", Entry("old", clock.now() + 10, stale_until=clock.now() + 3_600))
+        clock.advance(15)  # stale: every read wants a background refresh
+    else:
+        l1.store("k", Entry("old", clock.now() + 3_000, delta=1_000.0))  # XFetch always due
+    loads = 0
+    failing = True
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        if failing:
+            raise ConnectionError("db down")
+        return "new"
+
+    async def read() -> object:
+        value = await cache.get_or_load("k", load, ttl=10)
+        await settle(cache)
+        return value
+
+    for _ in range(5):  # five reads within the first 1 s backoff: one refresh
+        assert await read() == "old"
+        clock.advance(0.1)
+    assert loads == 1
+    clock.advance(0.5)  # 1 s after the failure: the next read may try again
+    assert await read() == "old"
+    assert loads == 2
+    clock.advance(1.9)  # the second failure in a row holds refreshes off for 2 s
+    assert await read() == "old"
+    assert loads == 2
+    clock.advance(0.1)
+    assert await read() == "old"
+    assert loads == 3
+    clock.advance(4)  # past the third backoff (4 s): this refresh works
+    failing = False
+    assert await read() == "old"
+    assert loads == 4
+    assert await cache.get("k") == "new"
+
+    # a success resets the backoff: after the next failure it is 1 s again, not 8 s
+    failing = True
+    l1.store("k", Entry("old", clock.now() - 1, stale_until=clock.now() + 3_600))
+    assert await read() == "old"
+    assert loads == 5
+    assert await read() == "old"
+    assert loads == 5
+    clock.advance(1)
+    assert await read() == "old"
+    assert loads == 6
+    await cache.aclose()
