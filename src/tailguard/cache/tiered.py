@@ -98,6 +98,8 @@ class TieredCache:
     ``lease`` (seconds; None: off) makes one instance in the fleet load a missing key: the
     first to take a lease in the first Redis tier loads, the others poll that tier for up to
     ``lease_wait`` seconds (default: ``lease``) and load themselves only if nothing arrives.
+    A holder whose loader answers ``None`` and caches nothing (no ``negative_ttl``) says so
+    in the lease's place, and the instances waiting on it answer ``None`` at once too.
     ``clock`` is wall-clock seconds (``time.time``), shared by every instance.
     """
 
@@ -458,9 +460,10 @@ class TieredCache:
         negative_ttl: float | None,
     ) -> Entry:
         """Load ``key`` (under the lease, if any), store it, report it."""
+        keep = negative_ttl if negative_ttl is not None else self.negative_ttl
         started = time.perf_counter()
         try:
-            value = await self._lease_or_load(key, loader)
+            value = await self._lease_or_load(key, loader, keep is not None)
         except BaseException:
             if self._hooks.active:
                 seconds = time.perf_counter() - started
@@ -470,7 +473,6 @@ class TieredCache:
         self._backoff.succeeded(key)
         if self._hooks.active:
             self._hooks.emit(CacheLoad(self.name, key, seconds))
-        keep = negative_ttl if negative_ttl is not None else self.negative_ttl
         life = ttl if value is not None or keep is None else keep
         entry = self._entry(value, life, self._now(), seconds)
         if value is not None or keep is not None:
@@ -482,19 +484,27 @@ class TieredCache:
                 _log.warning("cache %r: not caching %r: %s", self.name, key, exc)
         return entry
 
-    async def _lease_or_load(self, key: str, loader: Callable[[], Awaitable[T]]) -> T:
+    async def _lease_or_load(
+        self, key: str, loader: Callable[[], Awaitable[T]], caches_none: bool
+    ) -> T:
         """Call ``loader``, unless another instance holds the lease on ``key`` and its value
-        shows up in the shared tier while we wait."""
+        (or word that it found nothing to cache) shows up in the shared tier while we wait."""
         tier = self._leaser
         if tier is None or self.lease is None:
             return await loader()
         leaser = cast(Leasing, tier)
         token = await self._on(tier, "lease", leaser.acquire_lease, key, self.lease)
         if token:
+            empty_for = 0.0
             try:
-                return await loader()
+                value = await loader()
+                if value is None and not caches_none:
+                    # Nothing will show up in the tier: without a word, the waiters would poll
+                    # until ``lease_wait`` runs out.
+                    empty_for = self.lease_wait
+                return value
             finally:
-                await self._on(tier, "lease", leaser.release_lease, key, token)
+                await self._on(tier, "lease", leaser.release_lease, key, token, empty_for)
         if token is None:  # the tier failed: load without a lease
             return await loader()
         deadline = time.monotonic() + self.lease_wait
@@ -505,6 +515,8 @@ class TieredCache:
             entry = await self._on(tier, "get", tier.get, key)
             if entry is not None and entry.expires_at > self._now():
                 return cast(T, entry.value)
+            if await self._on(tier, "lease", leaser.lease_empty, key):
+                return cast(T, None)  # the holder's loader answered None: so do we
         return await loader()  # the holder died or is slow: load ourselves
 
     async def aclose(self) -> None:

@@ -167,9 +167,9 @@ class TracedTier(Generic[E]):
 
     ``TieredCache([MemoryTier(), TracedTier(RedisTier(redis))])``. It is a ``Tier`` with the
     wrapped tier's ``name`` and ``local``; each ``get``, ``get_many``, ``set``, ``delete``
-    (and ``acquire_lease`` / ``release_lease`` when the wrapped tier has them, as
-    ``RedisTier`` does, so leases keep working) runs in a span of its own, current while it
-    runs, with attributes ``tailguard.cache.tier``, ``.operation``, ``tailguard.outcome``;
+    (and ``acquire_lease`` / ``release_lease`` / ``lease_empty`` when the wrapped tier has
+    them, as ``RedisTier`` does, so leases keep working) runs in a span of its own, current
+    while it runs, with attributes ``tailguard.cache.tier``, ``.operation``, ``tailguard.outcome``;
     for ``get`` ``.hit``, ``.stale`` (a hit past its TTL, by ``clock``) and ``.entry_size``
     (bytes, when the tier reports it: MemoryTier does); for ``get_many`` ``.keys`` and
     ``.hits``; for ``acquire_lease`` ``.lease_granted``. ``record_keys`` adds
@@ -211,7 +211,7 @@ class TracedTier(Generic[E]):
         self.local = tier.local
         self._record_keys = record_keys
         self._clock = clock
-        ops = ("get", "get_many", "set", "delete", "acquire_lease", "release_lease")
+        ops = ("get", "get_many", "set", "delete", "acquire_lease", "release_lease", "lease_empty")
         self._spans = {op: f"cache.{tier.name}.{op}" for op in ops}
         self._attrs: dict[str, dict[str, str | bool | int | float]] = {
             op: {TIER: tier.name, OPERATION: op} for op in ops
@@ -285,9 +285,8 @@ def _read_many(span: Span, entries: list[Any]) -> None:
 
 
 def _leases(tier: object) -> bool:
-    return callable(getattr(tier, "acquire_lease", None)) and callable(
-        getattr(tier, "release_lease", None)
-    )
+    methods = ("acquire_lease", "release_lease", "lease_empty")
+    return all(callable(getattr(tier, m, None)) for m in methods)
 
 
 class _TracedLeasingTier(TracedTier[E]):
@@ -301,11 +300,18 @@ class _TracedLeasingTier(TracedTier[E]):
             return cast(str, await inner.acquire_lease(key, ttl))
         return await self._traced("acquire_lease", key, inner.acquire_lease(key, ttl), _granted)
 
-    async def release_lease(self, key: str, token: str) -> None:
+    async def release_lease(self, key: str, token: str, empty_for: float = 0.0) -> None:
+        inner: Any = self.inner
+        work = inner.release_lease(key, token, empty_for)
+        if _state.exemplars is None:
+            return cast(None, await work)
+        return await self._traced("release_lease", key, work, None)
+
+    async def lease_empty(self, key: str) -> bool:
         inner: Any = self.inner
         if _state.exemplars is None:
-            return cast(None, await inner.release_lease(key, token))
-        return await self._traced("release_lease", key, inner.release_lease(key, token), None)
+            return cast(bool, await inner.lease_empty(key))
+        return await self._traced("lease_empty", key, inner.lease_empty(key), None)
 
 
 def _granted(span: Span, token: str) -> None:

@@ -399,9 +399,12 @@ class FakeLeasing(MemoryTier):
         self.leases[key] = f"token-{key}"
         return self.leases[key]
 
-    async def release_lease(self, key: str, token: str) -> None:
+    async def release_lease(self, key: str, token: str, empty_for: float = 0.0) -> None:
         if self.leases.get(key) == token:
             del self.leases[key]
+
+    async def lease_empty(self, key: str) -> bool:
+        return False
 
 
 async def test_leases_pass_through_with_spans(spans: InMemorySpanExporter) -> None:

@@ -73,12 +73,19 @@ class Tier(Protocol):
 
 @runtime_checkable
 class Leasing(Protocol):
-    """A tier that can grant a short exclusive lease on a key (``RedisTier``)."""
+    """A tier that can grant a short exclusive lease on a key (``RedisTier``).
+
+    A holder whose load found nothing to cache releases with ``empty_for`` > 0 (seconds): the
+    instances waiting on its lease then see ``lease_empty`` True for that long, and stop
+    waiting. That marker does not keep a new ``acquire_lease`` from succeeding.
+    """
 
     name: str
 
     async def acquire_lease(self, key: str, ttl: float) -> str: ...
 
-    async def release_lease(self, key: str, token: str) -> None: ...
+    async def release_lease(self, key: str, token: str, empty_for: float = 0.0) -> None: ...
+
+    async def lease_empty(self, key: str) -> bool: ...
 
     async def get(self, key: str) -> Entry | None: ...

@@ -30,8 +30,16 @@ _HEADER = struct.Struct("<BddfB")  # format version, expires_at, stale_until, de
 _FORMAT = 2
 _NEGATIVE = 1
 LEASE_PREFIX = "tailguard:lease:"  # leases live apart from cache keys, so they cannot collide
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_EMPTY = "-"  # a lease's value once its holder loaded nothing to cache (tokens are hex)
+_ACQUIRE = (  # free, or only marked empty: take it
+    "local held = redis.call('get', KEYS[1]) "
+    "if held and held ~= '-' then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) return 1"
+)
+_RELEASE = (  # still ours: delete it, or (ARGV[2] ms > 0) mark it empty for that long
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if ARGV[2] == '0' then return redis.call('del', KEYS[1]) end "
+    "redis.call('set', KEYS[1], '-', 'px', ARGV[2]) return 1"
 )
 MAX_VALUE_BYTES = 8 * 1024 * 1024  # bytes: larger values belong in object storage, not a cache
 
@@ -128,20 +136,32 @@ class RedisTier:
         Returns a token to release with, or "" when another instance holds the lease.
         """
         token = uuid.uuid4().hex
+        px = max(1, math.ceil(ttl * 1000))
         try:
-            won = await self.client.set(
-                LEASE_PREFIX + key, token, nx=True, px=max(1, math.ceil(ttl * 1000))
-            )
+            won = await self.client.eval(_ACQUIRE, 1, LEASE_PREFIX + key, token, px)
         except Exception as exc:
             raise self._fail(exc) from exc
         return token if won else ""
 
-    async def release_lease(self, key: str, token: str) -> None:
-        """Give the lease back, if it is still ours (it may have expired meanwhile)."""
+    async def release_lease(self, key: str, token: str, empty_for: float = 0.0) -> None:
+        """Give the lease back, if it is still ours (it may have expired meanwhile).
+
+        ``empty_for`` > 0 (seconds): the load found nothing to cache; the lease is replaced by
+        a marker saying so (``lease_empty``) for that long, for the instances waiting on it.
+        """
+        px = max(1, math.ceil(empty_for * 1000)) if empty_for > 0 else 0
         try:
-            await self.client.eval(_RELEASE, 1, LEASE_PREFIX + key, token)
+            await self.client.eval(_RELEASE, 1, LEASE_PREFIX + key, token, px)
         except Exception as exc:
             raise self._fail(exc) from exc
+
+    async def lease_empty(self, key: str) -> bool:
+        """Did the last holder of the lease on ``key`` load nothing to cache?"""
+        try:
+            held = await self.client.get(LEASE_PREFIX + key)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        return held in (_EMPTY, _EMPTY.encode())  # as bytes, or str (decode_responses)
 
     async def delete(self, key: str) -> None:
         try:
