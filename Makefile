@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' 2>&1 | { grep -v '^WARNING: Location' || true; }
-	$(BIN)/python -c "import tailguard, redis, sqlalchemy, pytest, hypothesis, tenacity"
+	$(BIN)/python -c "import tailguard, redis, sqlalchemy, pytest, hypothesis, tenacity, alembic, jwt, argon2"
 	@touch $@
 
 install: $(STAMP)
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src/tailguard tests/typing
+	$(BIN)/mypy --strict src/tailguard src/shop tests/typing
 
 # promtool checks the generated SLO rules (tests/integration/test_slo_promtool.py).
 promtool:

@@ -1,0 +1,1 @@
+"""shop: the guide's reference e-commerce service, built on tailguard."""

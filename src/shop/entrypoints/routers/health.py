@@ -1,0 +1,70 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (each dependency answers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from shop.entrypoints.deps import ServicesDep
+from shop.service_layer.services import Services
+
+router = APIRouter(tags=["health"])
+
+READY_TIMEOUT = 0.1
+"""Seconds each dependency has to answer /readyz."""
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """200 while the process serves."""
+    return {"status": "ok"}
+
+
+def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[Any]]]:
+    async def database() -> None:
+        async with svc.extras["engine"].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    checks: dict[str, Callable[[], Awaitable[Any]]] = {
+        "database": database,
+        "sessions": svc.sessions.ping,
+        "payments": svc.payments.ping,
+        "recommender": svc.recommender.ping,
+    }
+    if svc.extras.get("redis") is not None:
+        checks["redis"] = svc.extras["redis"].ping
+    return checks
+
+
+@router.get("/readyz")
+async def readyz(svc: ServicesDep) -> JSONResponse:
+    """Each dependency within 100 ms, the payment breaker's state, and the practices switched
+    to their naive twin; 503 when a dependency is down."""
+
+    async def run(check: Callable[[], Awaitable[Any]]) -> str:
+        try:
+            await asyncio.wait_for(check(), READY_TIMEOUT)
+        except Exception as exc:
+            return f"down: {type(exc).__name__}"
+        return "ok"
+
+    checks = _checks(svc)
+    results = await asyncio.gather(*(run(check) for check in checks.values()))
+    status = dict(zip(checks, results, strict=True))
+    breaker = svc.extras.get("breaker")
+    if breaker is not None:
+        status["payments_breaker"] = str(breaker.state)
+        if breaker.state == "open":
+            status["payments"] = "down: circuit open"
+    ready = all(v == "ok" for k, v in status.items() if k != "payments_breaker")
+    body = {
+        "ready": ready,
+        "dependencies": status,
+        "naive": sorted(str(p) for p in svc.settings.naive),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)

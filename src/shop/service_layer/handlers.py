@@ -1,0 +1,257 @@
+"""The write side: sign-in, the cart, placing an order, changing a price or a profile.
+
+Placing an order never leaves it half-made: it is either confirmed and charged once, or not
+there and not charged (a failed charge releases its reservation). The order's payment key
+(``order-{id}``) is the gateway's idempotency key, so a retry, a repeat of the request or a
+resumed attempt can never charge twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from shop.adapters.passwords import verify_password
+from shop.adapters.payments import Charge, ChargeRejected, PaymentUnavailable
+from shop.domain.model import Cart, Order, OrderStatus, UnknownProduct, User
+from shop.service_layer import messagebus
+from shop.service_layer.services import Services
+from shop.service_layer.views import NotFound, order_dict
+from tailguard.errors import BackendUnavailable, Rejected
+
+__all__ = [
+    "OrderOutcome",
+    "add_to_cart",
+    "authenticate",
+    "change_price",
+    "place_order",
+    "remove_from_cart",
+    "update_profile",
+]
+
+_log = logging.getLogger("shop.handlers")
+
+
+async def authenticate(svc: Services, email: str, password: str) -> User | None:
+    """The user if ``password`` is theirs, else None (same answer for an unknown email)."""
+    async with svc.uow() as uow:
+        user = await uow.users.by_email(email)
+    if user is None or not verify_password(user.password_hash, password):
+        return None
+    return user
+
+
+async def add_to_cart(
+    svc: Services, user_id: int, session_id: str, product_id: int, quantity: int
+) -> Cart:
+    """Add ``quantity`` of a product; UnknownProduct when it does not exist."""
+    from shop.service_layer.views import product
+
+    try:
+        await product(svc, product_id)
+    except NotFound:
+        raise UnknownProduct(product_id) from None
+    cart = await svc.sessions.load(user_id, session_id)
+    new = cart.add(product_id, quantity)
+    await svc.sessions.set_line(user_id, session_id, product_id, new)
+    return cart
+
+
+async def remove_from_cart(svc: Services, user_id: int, session_id: str, product_id: int) -> Cart:
+    """Drop a product from the cart; NotFound when it was not in it."""
+    if not await svc.sessions.remove_line(user_id, session_id, product_id):
+        raise NotFound(f"product {product_id} is not in the cart")
+    return await svc.sessions.load(user_id, session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """The answer to ``POST /orders``: a status code, a body and, for 503, ``retry_after``."""
+
+    status_code: int
+    body: dict[str, Any]
+    retry_after: float | None = None
+    replayed: bool = False
+
+
+def _final(status_code: int, body: dict[str, Any]) -> OrderOutcome:
+    return OrderOutcome(status_code, body)
+
+
+async def place_order(
+    svc: Services, user_id: int, session_id: str, idempotency_key: str
+) -> OrderOutcome:
+    """Order the cart: validate, reserve stock, charge, confirm; the first final answer to
+    (user, ``idempotency_key``) is replayed for every repeat."""
+    async with svc.uow() as uow:
+        prior = await uow.idempotency.get(user_id, idempotency_key)
+        pending = None if prior else await uow.orders.by_key(user_id, idempotency_key)
+    if prior is not None:
+        return OrderOutcome(prior[0], prior[1], replayed=True)
+    if pending is None:
+        created = await _create(svc, user_id, session_id, idempotency_key)
+        if isinstance(created, OrderOutcome):
+            return created
+        pending = created
+    elif pending.status == OrderStatus.CONFIRMED:  # confirmed, its answer not yet saved
+        return await _remember(svc, user_id, idempotency_key, _final(201, order_dict(pending)))
+    return await _charge(svc, pending, session_id, idempotency_key)
+
+
+async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Order | OrderOutcome:
+    cart = await svc.sessions.load(user_id, session_id)
+    if not cart.lines:
+        return _final(422, {"detail": "the cart is empty"})
+    async with svc.uow() as uow:
+        prices = await uow.products.prices(list(cart.lines))
+        try:
+            order = Order.from_cart(user_id, cart, prices, idempotency_key=key)
+        except UnknownProduct as exc:
+            return _final(422, {"detail": str(exc)})
+        shortfalls = await uow.products.reserve(cart.lines)
+        if shortfalls:
+            await uow.rollback()
+            body = {
+                "detail": "out of stock",
+                "shortfalls": {str(k): v for k, v in sorted(shortfalls.items())},
+            }
+            return await _remember(svc, user_id, key, _final(409, body))
+        uow.orders.add(order)
+        try:
+            await uow.flush()
+            order.placed()
+            await uow.commit()
+        except IntegrityError:
+            # Another request with this key got there first: it answers; this one says so.
+            return OrderOutcome(
+                409, {"detail": "a request with this Idempotency-Key is in progress"}, 1.0
+            )
+        await messagebus.publish(svc, uow.collect_new_events())
+    return order
+
+
+async def _charge(svc: Services, order: Order, session_id: str, key: str) -> OrderOutcome:
+    sent = False
+
+    async def attempt(pay_key: str, amount: int, user_id: int) -> Charge:
+        nonlocal sent
+        sent = True
+        return await svc.payments.charge(pay_key, amount, user_id)
+
+    pay_key = f"order-{order.id}"
+    try:
+        charge = await attempt(pay_key, order.total_cents, order.user_id)
+    except ChargeRejected as exc:  # the gateway refuses this key (voided earlier): give up
+        await _abandon(svc, order, f"charge refused: {exc}")
+        return _final(402, {"detail": "the payment was refused", "order_id": order.id})
+    except (Rejected, PaymentUnavailable, TimeoutError, BackendUnavailable) as exc:
+        retry_after = getattr(exc, "retry_after", None) or 1.0
+        if isinstance(exc, Rejected) and not sent:
+            await _abandon(svc, order, f"payments rejected: {exc}")
+        elif not await _void(svc, pay_key):
+            # The charge may or may not have landed and the gateway cannot say now: the order
+            # stays pending, and a repeat with the same key resumes it with the same charge key.
+            _log.warning("order %s left pending: charge outcome unknown (%r)", order.id, exc)
+            return OrderOutcome(503, {"detail": "payment outcome unknown; retry"}, retry_after)
+        else:
+            await _abandon(svc, order, f"payment unavailable: {exc}")
+        return OrderOutcome(503, {"detail": "the payment service is unavailable"}, retry_after)
+    if not charge.succeeded:
+        await _abandon(svc, order, "declined")
+        return await _remember(
+            svc,
+            order.user_id,
+            key,
+            _final(402, {"detail": "the charge was declined", "order_id": order.id}),
+        )
+    async with svc.uow() as uow:
+        fresh = await uow.orders.get(order.id)
+        if fresh is None:  # cannot happen: only this path removes a pending order
+            raise RuntimeError(f"order {order.id} vanished while being charged")
+        if fresh.status != OrderStatus.CONFIRMED:
+            fresh.confirm(charge.id)
+            await uow.products.commit_stock({i.product_id: i.quantity for i in fresh.items})
+        outcome = _final(201, order_dict(fresh))
+        try:
+            await uow.idempotency.save(order.user_id, key, outcome.status_code, outcome.body)
+            await uow.commit()
+        except IntegrityError:
+            # A concurrent repeat of this request confirmed it first (the key's row is the
+            # guard: this transaction, stock included, is rolled back): its answer stands.
+            await uow.rollback()
+            prior = await uow.idempotency.get(order.user_id, key)
+            if prior is None:
+                raise
+            return OrderOutcome(prior[0], prior[1], replayed=True)
+        await messagebus.publish(svc, uow.collect_new_events())
+    try:
+        await svc.sessions.clear(order.user_id, session_id)
+    except BackendUnavailable:
+        _log.warning("order %s confirmed; its cart could not be cleared", order.id)
+    return outcome
+
+
+async def _void(svc: Services, pay_key: str) -> bool:
+    """Cancel ``pay_key`` at the gateway; True when it is certainly void."""
+    try:
+        await svc.void_policy.call(svc.payments.void, pay_key)
+    except Exception as exc:
+        _log.info("void of %s failed: %r", pay_key, exc)
+        return False
+    return True
+
+
+async def _abandon(svc: Services, order: Order, reason: str) -> None:
+    async with svc.uow() as uow:
+        fresh = await uow.orders.get(order.id)
+        if fresh is None or fresh.status == OrderStatus.CONFIRMED:
+            return
+        fresh.fail(reason)
+        await uow.products.release({i.product_id: i.quantity for i in fresh.items})
+        await uow.orders.remove(fresh)
+        await uow.commit()
+        await messagebus.publish(svc, uow.collect_new_events())
+
+
+async def _remember(svc: Services, user_id: int, key: str, outcome: OrderOutcome) -> OrderOutcome:
+    async with svc.uow() as uow:
+        try:
+            await uow.idempotency.save(user_id, key, outcome.status_code, outcome.body)
+            await uow.commit()
+        except IntegrityError:  # a concurrent repeat saved first: its answer stands
+            await uow.rollback()
+            prior = await uow.idempotency.get(user_id, key)
+            if prior is not None:
+                return OrderOutcome(prior[0], prior[1], replayed=True)
+    return outcome
+
+
+async def change_price(svc: Services, product_id: int, price_cents: int) -> dict[str, Any]:
+    """Set a product's price; every instance's cached copy is evicted."""
+    from shop.service_layer.views import _product
+
+    async with svc.uow() as uow:
+        found = await uow.products.get(product_id)
+        if found is None:
+            raise NotFound(f"product {product_id} does not exist")
+        found.change_price(price_cents)
+        await uow.commit()
+        await messagebus.publish(svc, uow.collect_new_events())
+        return _product(found)
+
+
+async def update_profile(svc: Services, user_id: int, *, name: str) -> dict[str, Any]:
+    """Rename a user; every instance's cached profile is evicted."""
+    from shop.service_layer.views import _profile
+
+    async with svc.uow() as uow:
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist")
+        user.update_profile(name=name)
+        await uow.commit()
+        await messagebus.publish(svc, uow.collect_new_events())
+        return _profile(user)
