@@ -29,7 +29,7 @@ from tailguard.cache._missing import MISSING
 from tailguard.cache.invalidation import Invalidation
 from tailguard.cache.keys import CacheKey
 from tailguard.cache.stampede import RefreshBackoff, SingleFlight, xfetch_due
-from tailguard.cache.tiers.base import Entry, Leasing, Tier
+from tailguard.cache.tiers.base import Entry, Leasing, Observing, Tier
 from tailguard.cache.tiers.memory import MemoryTier
 from tailguard.errors import BackendSaturated, CacheValueError, ConfigurationError, Rejected
 from tailguard.events import (
@@ -71,6 +71,13 @@ def _guard_for(
     if timeout is None:
         return Pipeline(breaker)
     return Pipeline(breaker, Timeout(timeout, name=f"{cache}:{tier.name}", hooks=hooks))
+
+
+def _memory_l1(tier: Tier) -> MemoryTier | None:
+    """``tier`` if it is a ``MemoryTier``, or the one it observes (``TracedTier``), else None."""
+    while isinstance(tier, Observing):
+        tier = tier.observed
+    return tier if isinstance(tier, MemoryTier) else None
 
 
 class TieredCache:
@@ -167,9 +174,9 @@ class TieredCache:
         self._hooks = hooks if hooks is not None else default_hooks
         self._now = clock
         self._rand = rand
-        first = self.tiers[0]
-        # The L1 fast path: a MemoryTier on top is read synchronously, without a coroutine.
-        self._l1: MemoryTier | None = first if isinstance(first, MemoryTier) else None
+        # The L1 fast path: a MemoryTier on top is read synchronously, without a coroutine. A
+        # tier that only observes it (TracedTier) is seen through: no span is worth an L1 hit.
+        self._l1: MemoryTier | None = _memory_l1(self.tiers[0])
         self._lower: tuple[Tier, ...] = self.tiers[1:] if self._l1 is not None else self.tiers
         # One breaker per tier object: two tiers of one name must not share a breaker.
         self._guards: dict[int, Pipeline] = {
@@ -222,8 +229,8 @@ class TieredCache:
 
     async def _promote(self, key: str, entry: Entry, found_at: int, seq: int) -> None:
         # Same expires_at: a promoted copy never outlives the copy it came from.
-        for tier in self.tiers[:found_at]:
-            if tier is self._l1:
+        for i, tier in enumerate(self.tiers[:found_at]):
+            if i == 0 and self._l1 is not None:
                 if self._current(key, seq):
                     self._l1.store(key, entry)
             else:

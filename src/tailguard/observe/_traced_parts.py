@@ -176,8 +176,9 @@ class TracedTier(Generic[E]):
     ``tailguard.cache.key`` (off by default: keys may hold personal data). A failure is
     recorded on the span, with status ERROR, and re-raised.
 
-    A ``TieredCache`` recognises its L1 as a ``MemoryTier`` on top, read synchronously, and
-    evicts it on invalidations from other instances: wrap the tiers below it, not that one.
+    It only observes: ``observed`` is the wrapped tier, which a ``TieredCache`` uses directly
+    when it is its L1 ``MemoryTier``, read synchronously (so an L1 makes no spans, wrapped or
+    not); wrap the tiers below it.
     """
 
     __slots__ = ("_attrs", "_clock", "_record_keys", "_spans", "inner", "local", "name")
@@ -274,6 +275,11 @@ class TracedTier(Generic[E]):
         size = getattr(entry, "size", None)
         if isinstance(size, int) and not isinstance(size, bool):
             span.set_attribute(SIZE, size)
+
+    @property
+    def observed(self) -> TierLike[E]:
+        """The wrapped tier (``tailguard.cache.tiers.Observing``)."""
+        return self.inner
 
     def __repr__(self) -> str:
         return f"TracedTier({self.inner!r})"

@@ -1,7 +1,7 @@
 """Cache tiers: the ``Tier`` protocol, the in-process ``MemoryTier`` and ``RedisTier``."""
 
-from tailguard.cache.tiers.base import Entry, Leasing, Tier
+from tailguard.cache.tiers.base import Entry, Leasing, Observing, Tier
 from tailguard.cache.tiers.memory import MemoryTier, approx_size
 from tailguard.cache.tiers.redis import RedisTier
 
-__all__ = ["Entry", "Leasing", "MemoryTier", "RedisTier", "Tier", "approx_size"]
+__all__ = ["Entry", "Leasing", "MemoryTier", "Observing", "RedisTier", "Tier", "approx_size"]

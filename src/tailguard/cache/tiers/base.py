@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Entry", "Leasing", "Tier"]
+__all__ = ["Entry", "Leasing", "Observing", "Tier"]
 
 
 class Entry:
@@ -69,6 +69,16 @@ class Tier(Protocol):
     async def delete(self, key: str) -> None:
         """Forget ``key`` (no error if absent)."""
         ...
+
+
+@runtime_checkable
+class Observing(Protocol):
+    """A tier that only watches the tier it wraps (``tailguard.observe.TracedTier``): it
+    stores and returns what ``observed`` does, so ``TieredCache`` may use ``observed``
+    directly. It does for a ``MemoryTier`` on top: its L1, read synchronously."""
+
+    @property
+    def observed(self) -> Tier: ...
 
 
 @runtime_checkable
