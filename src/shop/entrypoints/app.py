@@ -96,6 +96,21 @@ class CatalogueCaching:
             await self.app(scope, receive, send)
 
 
+class MetricsEndpoint:
+    """Serves ``GET /metrics`` (the Prometheus scrape) before the app: at that exact path,
+    with no redirect and no authentication."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.metrics = metrics_app()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/metrics":
+            await self.metrics(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def _retry_after(seconds: float | None) -> dict[str, str]:
     import math
 
@@ -159,9 +174,9 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     for module in (auth, users, products, cart, orders, health, admin):
         app.include_router(module.router)
     _install_errors(app)
-    app.mount("/metrics", metrics_app())
     app.add_middleware(CatalogueCaching)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsEndpoint)
     app.add_middleware(GoldenSignals)
     app.state.settings = settings
     return app

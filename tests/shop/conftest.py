@@ -1,0 +1,86 @@
+"""Fixtures for the shop's tests: the app run in-process (lifespan included) with an httpx
+client over ASGI, on the embedded defaults in a temporary data directory unless told otherwise.
+
+``shop`` (async context manager factory): ``async with shop(**settings) as (app, client):``
+``sign_in(client, user_id)``: the Authorization header (and the session cookie, kept by the
+client) of seeded user ``user_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shop.config import load_settings
+from shop.entrypoints.app import create_app
+
+ShopFactory = Callable[..., contextlib.AbstractAsyncContextManager[tuple[Any, httpx.AsyncClient]]]
+
+
+@contextlib.asynccontextmanager
+async def run_shop(
+    data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """The shop on ``data_dir`` (migrated and seeded with the defaults on first use)."""
+    settings = load_settings(data_dir=data_dir, **overrides)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+            yield app, client
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory migrated and seeded once per session (the defaults), to copy from."""
+    import asyncio
+
+    from shop.adapters.db import create_engine
+    from shop.bootstrap import prepare_database
+
+    data_dir = tmp_path_factory.mktemp("seeded")
+
+    async def prepare() -> None:
+        engine = create_engine(load_settings(data_dir=data_dir))
+        try:
+            await prepare_database(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(prepare())
+    return data_dir
+
+
+@pytest.fixture
+def shop(tmp_path: Path, seeded_sqlite: Path) -> ShopFactory:
+    """``async with shop(**settings) as (app, client)``: a fresh shop in ``tmp_path``, on a copy
+    of the session's seeded SQLite database unless ``database_url`` is given."""
+
+    def factory(
+        **overrides: Any,
+    ) -> contextlib.AbstractAsyncContextManager[tuple[Any, httpx.AsyncClient]]:
+        data_dir = overrides.pop("data_dir", None)
+        if data_dir is None:
+            data_dir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="shop-"))
+            if "database_url" not in overrides:
+                for file in seeded_sqlite.glob("shop.db*"):
+                    shutil.copy(file, data_dir / file.name)
+        return run_shop(data_dir, **overrides)
+
+    return factory
+
+
+async def sign_in(client: httpx.AsyncClient, user_id: int) -> dict[str, str]:
+    """Sign in as seeded user ``user_id``; returns the Authorization header."""
+    response = await client.post(
+        "/auth/token", data={"username": f"user{user_id}@shop.test", "password": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
