@@ -16,11 +16,9 @@ async def _orders_queries(shop: ShopFactory, **overrides: object) -> tuple[int, 
     async with shop(**overrides) as (app, client):
         headers = await sign_in(client, HEAVY_BUYER)
         engine = app.state.services.extras["engine"]
-        with QueryCounter(engine, threshold=5, on_n_plus_one="ignore") as counter:
-            with counter.scope("GET /users/{id}/orders", all_tasks=True) as stats:
-                response = await client.get(
-                    f"/users/{HEAVY_BUYER}/orders?limit=20", headers=headers
-                )
+        counter = QueryCounter(engine, threshold=5, on_n_plus_one="ignore")
+        with counter, counter.scope("GET /users/{id}/orders", all_tasks=True) as stats:
+            response = await client.get(f"/users/{HEAVY_BUYER}/orders?limit=20", headers=headers)
         assert response.status_code == 200
         ids = [o["id"] for o in response.json()["items"]]
         named = all(i["name"] for o in response.json()["items"] for i in o["items"])
@@ -32,8 +30,10 @@ async def test_eager_loading_reads_a_page_in_two_queries_and_its_twin_in_one_per
 ) -> None:
     eager, eager_ids, eager_named = await _orders_queries(shop)
     naive, naive_ids, naive_named = await _orders_queries(shop, naive=Naive.EAGER_LOADING.value)
-    assert len(eager_ids) == 20 and eager_ids == naive_ids  # the same page either way
-    assert eager_named and naive_named
+    assert len(eager_ids) == 20
+    assert eager_ids == naive_ids
+    assert eager_named
+    assert naive_named
     assert eager == 2
     assert naive >= 1 + 20  # one for the page, one per order for its items (and products)
     assert naive >= 10 * eager
@@ -43,10 +43,9 @@ async def test_the_n_plus_one_twin_is_what_query_counter_flags(shop: ShopFactory
     async with shop(naive="eager_loading") as (app, client):
         headers = await sign_in(client, HEAVY_BUYER)
         engine = app.state.services.extras["engine"]
-        with QueryCounter(engine, threshold=5, on_n_plus_one="raise") as counter:
-            with pytest.raises(NPlusOneDetected):
-                with counter.scope("orders", all_tasks=True):
-                    await client.get(f"/users/{HEAVY_BUYER}/orders?limit=20", headers=headers)
+        counter = QueryCounter(engine, threshold=5, on_n_plus_one="raise")
+        with counter, pytest.raises(NPlusOneDetected), counter.scope("orders", all_tasks=True):
+            await client.get(f"/users/{HEAVY_BUYER}/orders?limit=20", headers=headers)
 
 
 async def test_keyset_pages_follow_one_another_without_overlap(shop: ShopFactory) -> None:
@@ -58,16 +57,17 @@ async def test_keyset_pages_follow_one_another_without_overlap(shop: ShopFactory
             await client.get(f"/users/1/orders?limit=5&cursor={cursor}", headers=headers)
         ).json()
         ids = [o["id"] for o in first["items"] + second["items"]]
-        assert ids == sorted(ids, reverse=True) and len(set(ids)) == 10
+        assert ids == sorted(ids, reverse=True)
+        assert len(set(ids)) == 10
         assert int(cursor) == first["items"][-1]["id"]
 
 
 async def _product_reads(client: httpx.AsyncClient, app: object, n: int) -> int:
     engine = app.state.services.extras["engine"]  # type: ignore[attr-defined]
-    with QueryCounter(engine, on_n_plus_one="ignore") as counter:
-        with counter.scope("products", all_tasks=True) as stats:
-            for _ in range(n):
-                assert (await client.get("/products/7")).status_code == 200
+    counter = QueryCounter(engine, on_n_plus_one="ignore")
+    with counter, counter.scope("products", all_tasks=True) as stats:
+        for _ in range(n):
+            assert (await client.get("/products/7")).status_code == 200
     return stats.count
 
 
@@ -145,7 +145,8 @@ async def test_readyz_reports_dependencies_and_the_naive_twins(shop: ShopFactory
     async with shop(naive="cache,breaker") as (_, client):
         ready = await client.get("/readyz")
         body = ready.json()
-        assert ready.status_code == 200 and body["ready"]
+        assert ready.status_code == 200
+        assert body["ready"]
         assert body["naive"] == ["breaker", "cache"]
         assert set(body["dependencies"]) >= {"database", "sessions", "payments", "recommender"}
         assert (await client.get("/healthz")).json() == {"status": "ok"}
@@ -172,7 +173,8 @@ async def test_a_slow_recommender_falls_back_within_the_timeout(shop: ShopFactor
         await _slow_recommender(app, client, 0.5)
         board = (await client.get("/users/5/dashboard", headers=headers)).json()
         assert board["recommendations_source"] in ("popular", "cached")
-        assert board["recommendations"] and board["user"]["id"] == 5
+        assert board["recommendations"]
+        assert board["user"]["id"] == 5
     async with shop(recommendation_timeout=0.05, naive="timeouts") as (app, client):
         headers = await sign_in(client, 5)
         await _slow_recommender(app, client, 0.2)

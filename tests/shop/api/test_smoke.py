@@ -19,7 +19,8 @@ async def test_sign_in_read_profile_order_and_replay(shop: ShopFactory) -> None:
         first = await client.post("/orders", headers=key)
         assert first.status_code == 201, first.text
         body = first.json()
-        assert body["status"] == "confirmed" and body["total_cents"] > 0
+        assert body["status"] == "confirmed"
+        assert body["total_cents"] > 0
         again = await client.post("/orders", headers=key)
         assert again.status_code == 201
         assert again.json() == body

@@ -18,14 +18,16 @@ def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: object
     assert settings.embedded_database
     assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.resolved_database_url.endswith(".shop/shop.db")
-    assert settings.redis_url is None and settings.naive == frozenset()
+    assert settings.redis_url is None
+    assert settings.naive == frozenset()
 
 
 def test_naive_is_a_comma_list_of_known_practices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_NAIVE", "cache, eager_loading")
     settings = load_settings()
     assert settings.naive == {Naive.CACHE, Naive.EAGER_LOADING}
-    assert settings.is_naive(Naive.CACHE) and not settings.is_naive(Naive.POOL)
+    assert settings.is_naive(Naive.CACHE)
+    assert not settings.is_naive(Naive.POOL)
 
 
 @pytest.mark.parametrize(
@@ -85,4 +87,5 @@ def test_serve_refuses_workers_with_the_in_process_session_store() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
     result = _shop("serve", "--workers", "2", env=env)
     assert result.returncode == 2
-    assert "--workers=2" in result.stderr and "SHOP_REDIS_URL" in result.stderr
+    assert "--workers=2" in result.stderr
+    assert "SHOP_REDIS_URL" in result.stderr

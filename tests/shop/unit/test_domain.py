@@ -41,7 +41,8 @@ def test_cart_holds_a_bounded_number_of_products() -> None:
     with pytest.raises(InvalidQuantity, match="at most"):
         cart.add(10_000, 1)
     assert cart.add(1, 1) == 2  # an existing line may still grow
-    assert cart.remove(1) and not cart.remove(1)
+    assert cart.remove(1)
+    assert not cart.remove(1)
 
 
 def test_order_from_cart_prices_lines_and_totals_in_cents() -> None:
