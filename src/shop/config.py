@@ -173,4 +173,7 @@ def load_settings(**overrides: Any) -> Settings:
         variable = f"SHOP_{field.upper()}"
         value = error.get("input")
         message = str(error["msg"]).removeprefix("Value error, ")
+        # "expected Input should be a valid integer" reads better as "expected a valid integer"
+        for prefix in ("Input should be ", "Value should be "):
+            message = message.removeprefix(prefix)
         raise ConfigurationError(variable, value, message) from None
