@@ -51,7 +51,9 @@ class ChargeRejected(Exception):
 class PaymentGateway(Protocol):
     """What the order handler needs from a payment gateway."""
 
-    async def charge(self, key: str, amount_cents: int, user_id: int) -> Charge: ...
+    async def charge(self, key: str, amount_cents: int, user_id: int) -> Charge:
+        """The charge for ``key``; a tailguard ``Rejected`` only when no attempt was sent."""
+        ...
 
     async def void(self, key: str) -> None: ...
 
@@ -94,11 +96,27 @@ class HttpPaymentGateway:
         raise ChargeRejected(f"payment gateway refused the charge ({status}): {payload}")
 
     async def charge(self, key: str, amount_cents: int, user_id: int) -> Charge:
-        """Charge ``amount_cents`` once for ``key``; raise PaymentUnavailable (or a tailguard
-        ``Rejected`` from the policy: breaker open, bulkhead full) when it could not be done."""
+        """Charge ``amount_cents`` once for ``key``; raise PaymentUnavailable when it could not
+        be done, or a tailguard ``Rejected`` from the policy (breaker open, bulkhead full) when
+        no attempt was sent at all. A rejection after an attempt went out (a retry refused)
+        is a PaymentUnavailable: that attempt's outcome is unknown."""
         if self.policy is None:
             return await self._charge_once(key, amount_cents, user_id)
-        result: Charge = await self.policy.call(self._charge_once, key, amount_cents, user_id)
+        sent = False
+
+        async def attempt(key: str, amount_cents: int, user_id: int) -> Charge:
+            nonlocal sent
+            sent = True
+            return await self._charge_once(key, amount_cents, user_id)
+
+        try:
+            result: Charge = await self.policy.call(attempt, key, amount_cents, user_id)
+        except Rejected as exc:
+            if not sent:
+                raise
+            raise PaymentUnavailable(
+                f"payment gateway: a retry was refused: {exc}", retry_after=exc.retry_after
+            ) from exc
         return result
 
     async def _void_once(self, key: str) -> None:

@@ -2,20 +2,21 @@
 
 Placing an order never leaves it half-made: it is either confirmed and charged once, or not
 there and not charged (a failed charge releases its reservation). The order's payment key
-(``order-{id}``) is the gateway's idempotency key, so a retry, a repeat of the request or a
-resumed attempt can never charge twice.
+(:func:`payment_key`: ``order-{id}-{created_at}``) is the gateway's idempotency key, so a retry,
+a repeat of the request or a resumed attempt can never charge twice.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from shop.adapters.passwords import verify_password
-from shop.adapters.payments import Charge, ChargeRejected, PaymentUnavailable
+from shop.adapters.payments import ChargeRejected, PaymentUnavailable
 from shop.domain.model import Cart, Order, OrderStatus, UnknownProduct, User
 from shop.service_layer import messagebus
 from shop.service_layer.services import Services
@@ -27,6 +28,7 @@ __all__ = [
     "add_to_cart",
     "authenticate",
     "change_price",
+    "payment_key",
     "place_order",
     "remove_from_cart",
     "update_profile",
@@ -133,23 +135,23 @@ async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Ord
     return order
 
 
+def payment_key(order_id: int, created_at: datetime) -> str:
+    """The gateway's idempotency key of an order: its id and creation time. A resumed order
+    keeps it; no other order gets it, even where an id comes back (SQLite gives the id of a
+    deleted last row to the next insert, and the gateway remembers that id's voided key)."""
+    return f"order-{order_id}-{created_at:%Y%m%d%H%M%S%f}"
+
+
 async def _charge(svc: Services, order: Order, session_id: str, key: str) -> OrderOutcome:
-    sent = False
-
-    async def attempt(pay_key: str, amount: int, user_id: int) -> Charge:
-        nonlocal sent
-        sent = True
-        return await svc.payments.charge(pay_key, amount, user_id)
-
-    pay_key = f"order-{order.id}"
+    pay_key = payment_key(order.id, order.created_at)
     try:
-        charge = await attempt(pay_key, order.total_cents, order.user_id)
+        charge = await svc.payments.charge(pay_key, order.total_cents, order.user_id)
     except ChargeRejected as exc:  # the gateway refuses this key (voided earlier): give up
         await _abandon(svc, order, f"charge refused: {exc}")
         return _final(402, {"detail": "the payment was refused", "order_id": order.id})
     except (Rejected, PaymentUnavailable, TimeoutError, BackendUnavailable) as exc:
         retry_after = getattr(exc, "retry_after", None) or 1.0
-        if isinstance(exc, Rejected) and not sent:
+        if isinstance(exc, Rejected):  # no attempt went out (PaymentGateway.charge): no void
             await _abandon(svc, order, f"payments rejected: {exc}")
         elif not await _void(svc, pay_key):
             # The charge may or may not have landed and the gateway cannot say now: the order
