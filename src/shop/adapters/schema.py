@@ -1,0 +1,144 @@
+"""The shop's schema on a live database: migrate it to head, read its revision, check for data.
+
+The migrations live beside the models in ``migrations/`` (Alembic, no ``alembic.ini``: the
+Config is built here). They create exactly ``shop.adapters.orm.metadata``; the same calls work
+on SQLite (aiosqlite) and PostgreSQL (asyncpg)::
+
+    engine = create_engine(settings)
+    await migrate(engine)  # "0001"; a second call changes nothing
+    if await is_empty(engine):
+        await seed(engine)  # shop.adapters.seed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, literal, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop.adapters.orm import users
+
+__all__ = [
+    "MIGRATIONS",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "is_empty",
+    "migrate",
+]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+"""The Alembic script directory (``env.py``, ``versions/``)."""
+
+# Any fixed 64-bit key: instances starting together on PostgreSQL migrate one after another.
+_MIGRATION_LOCK = 0x73686F705F6D6967  # "shop_mig"
+
+# Alembic keeps the running command in module globals (``alembic.context``, ``alembic.op``):
+# two migrations interleaved in one process, even on two databases, corrupt each other.
+# Tasks of one loop queue on that loop's lock; other threads wait on the thread lock.
+_loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_thread_lock = threading.Lock()
+
+
+def _loop_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _loop_locks.get(loop)
+    if lock is None:
+        lock = _loop_locks[loop] = asyncio.Lock()
+    return lock
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config for the shop's migrations; ``url`` becomes ``sqlalchemy.url``.
+
+    For commands beyond :func:`migrate`, e.g. a new revision from the models::
+
+        command.revision(alembic_config(url), "add carts", autogenerate=True, rev_id="0002")
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    # New revision files must be importable module names: no leading digit.
+    config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
+    # A generated revision comes out lint-clean (ruff is a dev dependency; only
+    # ``command.revision`` runs these hooks).
+    hooks = {"ruff_fix": "check --fix --quiet", "ruff_format": "format --quiet"}
+    config.set_section_option("post_write_hooks", "hooks", ", ".join(hooks))
+    for name, options in hooks.items():
+        config.set_section_option("post_write_hooks", f"{name}.type", "module")
+        config.set_section_option("post_write_hooks", f"{name}.module", "ruff")
+        config.set_section_option(
+            "post_write_hooks", f"{name}.options", f"{options} REVISION_SCRIPT_FILENAME"
+        )
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision in ``migrations/versions``."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the initial revision ships with the package
+        raise RuntimeError(f"no migrations in {MIGRATIONS / 'versions'}")
+    return head
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def migrate(engine: AsyncEngine) -> str:
+    """Upgrade the database to the newest revision, in one transaction; returns that revision.
+
+    At head already, nothing changes. Concurrent callers are serialized: instances starting
+    together by a PostgreSQL advisory lock or SQLite's write lock (``BEGIN IMMEDIATE``), and
+    calls in one process (Alembic's state is global) by a lock of this module.
+    """
+    config = alembic_config()
+
+    def upgrade(connection: Connection) -> str | None:
+        config.attributes["connection"] = connection
+        with _thread_lock:
+            command.upgrade(config, "head")
+        return _revision(connection)
+
+    async with _loop_lock(), engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # pysqlite opens no transaction for DDL: without this each CREATE would commit
+            # alone, and two processes could both see an empty database.
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+            )
+        revision = await connection.run_sync(upgrade)
+        await connection.commit()
+    if revision is None:  # pragma: no cover - alembic stamps the version in the same transaction
+        raise RuntimeError("the upgrade left no revision in alembic_version")
+    return revision
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's revision, or None when it was never migrated."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_revision)
+
+
+async def is_empty(engine: AsyncEngine) -> bool:
+    """True when there is no ``users`` table, or it has no rows (nothing to keep, seed away)."""
+    async with engine.connect() as connection:
+        if not await connection.run_sync(lambda sync: inspect(sync).has_table(users.name)):
+            return True
+        first = await connection.scalar(select(literal(1)).select_from(users).limit(1))
+        return first is None
