@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     """Per-user rate limit on the cart routes (tailguard.ratelimit syntax)."""
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     """Largest request body accepted, in bytes (413 beyond)."""
+
+    tracing: Literal["off", "console", "otlp"] = "off"
+    """OpenTelemetry spans: none, one line each on stdout, or OTLP/HTTP to
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    """The share of new traces recorded."""
 
     naive: Annotated[frozenset[Naive], NoDecode] = frozenset()
     """Practices switched to their naive twin (comma list of Naive names)."""

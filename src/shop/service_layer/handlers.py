@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from shop.adapters.passwords import verify_password
-from shop.adapters.payments import ChargeRejected, PaymentUnavailable
+from shop.adapters.payments import Charge, ChargeRejected, PaymentUnavailable
 from shop.domain.model import Cart, Order, OrderStatus, UnknownProduct, User
 from shop.service_layer import messagebus
 from shop.service_layer.services import Services
 from shop.service_layer.views import NotFound, order_dict
 from tailguard.errors import BackendUnavailable, Rejected
+from tailguard.observe.tracing import traced
 
 __all__ = [
     "OrderOutcome",
@@ -83,6 +84,7 @@ def _final(status_code: int, body: dict[str, Any]) -> OrderOutcome:
     return OrderOutcome(status_code, body)
 
 
+@traced("order.place")
 async def place_order(
     svc: Services, user_id: int, session_id: str, idempotency_key: str
 ) -> OrderOutcome:
@@ -103,6 +105,7 @@ async def place_order(
     return await _charge(svc, pending, session_id, idempotency_key)
 
 
+@traced("order.reserve")
 async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Order | OrderOutcome:
     cart = await svc.sessions.load(user_id, session_id)
     if not cart.lines:
@@ -142,10 +145,15 @@ def payment_key(order_id: int, created_at: datetime) -> str:
     return f"order-{order_id}-{created_at:%Y%m%d%H%M%S%f}"
 
 
+@traced("order.charge")
+async def _pay(svc: Services, order: Order, pay_key: str) -> Charge:
+    return await svc.payments.charge(pay_key, order.total_cents, order.user_id)
+
+
 async def _charge(svc: Services, order: Order, session_id: str, key: str) -> OrderOutcome:
     pay_key = payment_key(order.id, order.created_at)
     try:
-        charge = await svc.payments.charge(pay_key, order.total_cents, order.user_id)
+        charge = await _pay(svc, order, pay_key)
     except ChargeRejected as exc:  # the gateway refuses this key (voided earlier): give up
         await _abandon(svc, order, f"charge refused: {exc}")
         return _final(402, {"detail": "the payment was refused", "order_id": order.id})
@@ -169,6 +177,17 @@ async def _charge(svc: Services, order: Order, session_id: str, key: str) -> Ord
             key,
             _final(402, {"detail": "the charge was declined", "order_id": order.id}),
         )
+    outcome = await _confirm(svc, order, charge, key)
+    if outcome.status_code == 201 and not outcome.replayed:
+        try:
+            await svc.sessions.clear(order.user_id, session_id)
+        except BackendUnavailable:
+            _log.warning("order %s confirmed; its cart could not be cleared", order.id)
+    return outcome
+
+
+@traced("order.confirm")
+async def _confirm(svc: Services, order: Order, charge: Charge, key: str) -> OrderOutcome:
     async with svc.uow() as uow:
         fresh = await uow.orders.get(order.id)
         if fresh is None:  # cannot happen: only this path removes a pending order
@@ -189,10 +208,6 @@ async def _charge(svc: Services, order: Order, session_id: str, key: str) -> Ord
                 raise
             return OrderOutcome(prior[0], prior[1], replayed=True)
         await messagebus.publish(svc, uow.collect_new_events())
-    try:
-        await svc.sessions.clear(order.user_id, session_id)
-    except BackendUnavailable:
-        _log.warning("order %s confirmed; its cart could not be cleared", order.id)
     return outcome
 
 
