@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shop.bootstrap import bootstrap, secret_file
@@ -52,7 +55,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         try:
@@ -61,8 +64,13 @@ class BodyLimit:
             await _too_large(send, self.max_bytes)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` past the limit. An HTTPException, because FastAPI turns any other
+    exception raised while it reads the body into 400 "There was an error parsing the body";
+    this one it re-raises, and the app's handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -112,12 +120,21 @@ class MetricsEndpoint:
 
 
 def _retry_after(seconds: float | None) -> dict[str, str]:
-    import math
-
     return {"Retry-After": str(max(1, math.ceil(seconds if seconds is not None else 1.0)))}
 
 
+def _finite(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
 def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each error's input, and Python's JSON parser reads NaN and
+        # Infinity, which JSON cannot write: such a body made the 422 fail to render (a 500).
+        errors = jsonable_encoder(exc.errors(), custom_encoder={float: _finite})
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

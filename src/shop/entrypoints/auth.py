@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from shop.adapters.sessions import is_session_id
+from shop.entrypoints.schemas import MAX_ID
 
 __all__ = ["COOKIE", "Principal", "current_user", "issue_token", "self_only"]
 
@@ -58,9 +59,10 @@ def decode_token(secret: str, token: str) -> Principal:
     except jwt.PyJWTError:
         raise _unauthorized("the token is not valid") from None
     sub, sid = claims.get("sub"), claims.get("sid")
-    if not isinstance(sub, str) or not sub.isdigit() or not isinstance(sid, str):
+    # ASCII digits (int() refuses "²", which isdigit() accepts) of an id a table can hold.
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or len(sub) > 19:
         raise _unauthorized("the token is not valid")
-    if not is_session_id(sid):
+    if not 1 <= int(sub) <= MAX_ID or not isinstance(sid, str) or not is_session_id(sid):
         raise _unauthorized("the token is not valid")
     return Principal(int(sub), sid)
 

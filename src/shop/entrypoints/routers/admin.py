@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, status
 
 from shop.entrypoints.deps import ServicesDep
-from shop.entrypoints.schemas import MAX_ID, PriceIn, ProductOut
+from shop.entrypoints.schemas import MAX_ID, PriceIn, ProductOut, errors
 from shop.service_layer import handlers
 
 router = APIRouter(tags=["admin"])
@@ -19,12 +19,16 @@ async def admin(
 ) -> None:
     """403 unless ``X-Admin-Token`` is the admin token."""
     expected: str = request.app.state.admin_token
-    if x_admin_token is None or not hmac.compare_digest(x_admin_token, expected):
+    # Bytes: compare_digest raises TypeError (a 500) for a str with non-ASCII characters.
+    if x_admin_token is None or not hmac.compare_digest(x_admin_token.encode(), expected.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin token required")
 
 
 @router.patch(
-    "/admin/products/{product_id}", response_model=ProductOut, dependencies=[Depends(admin)]
+    "/admin/products/{product_id}",
+    response_model=ProductOut,
+    dependencies=[Depends(admin)],
+    responses=errors(400, (403, "admin token required"), (404, "no such product"), 413, 422, 503),
 )
 async def change_price(
     product_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: PriceIn, svc: ServicesDep

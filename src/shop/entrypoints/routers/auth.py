@@ -10,13 +10,17 @@ from fastapi.security import OAuth2PasswordRequestForm
 from shop.adapters.sessions import new_session_id
 from shop.entrypoints.auth import COOKIE, issue_token
 from shop.entrypoints.deps import ServicesDep
-from shop.entrypoints.schemas import TokenOut
+from shop.entrypoints.schemas import TokenOut, errors
 from shop.service_layer import handlers
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    responses=errors((401, "wrong email or password"), 413, 422, 503),
+)
 async def token(
     request: Request,
     response: Response,
@@ -27,6 +31,8 @@ async def token(
     cart session (a cookie, and bound to the token)."""
     if len(form.username) > 254 or len(form.password) > 1024:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "username or password too long")
+    if "\x00" in form.username:  # no email has one, and PostgreSQL refuses it in a query (500)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "username contains NUL")
     user = await handlers.authenticate(svc, form.username, form.password)
     if user is None:
         raise HTTPException(

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 
 from shop.entrypoints.auth import Principal, current_user
 from shop.entrypoints.deps import ServicesDep
-from shop.entrypoints.schemas import MAX_ID, CartItemIn, CartOut
+from shop.entrypoints.schemas import MAX_ID, CartItemIn, CartOut, errors
 from shop.service_layer import handlers
 from tailguard.ratelimit import rate_limit_headers
 
-router = APIRouter(tags=["cart"])
+router = APIRouter(tags=["cart"], responses=errors(401, 429, 503))
 _log = logging.getLogger("shop.cart")
 
 
@@ -49,7 +49,12 @@ async def get_cart(svc: ServicesDep, me: Me) -> Any:
     return CartOut.of(cart.lines)
 
 
-@router.post("/cart/items", response_model=CartOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/cart/items",
+    response_model=CartOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(400, (404, "no such product"), 413, 422),
+)
 async def add_item(body: CartItemIn, svc: ServicesDep, me: Me) -> Any:
     """Add units of a product (422 beyond 100 of one product or 50 products)."""
     cart = await handlers.add_to_cart(
@@ -58,7 +63,11 @@ async def add_item(body: CartItemIn, svc: ServicesDep, me: Me) -> Any:
     return CartOut.of(cart.lines)
 
 
-@router.delete("/cart/items/{product_id}", response_model=CartOut)
+@router.delete(
+    "/cart/items/{product_id}",
+    response_model=CartOut,
+    responses=errors((404, "the product is not in the cart"), 422),
+)
 async def remove_item(
     product_id: Annotated[int, Path(ge=1, le=MAX_ID)], svc: ServicesDep, me: Me
 ) -> Any:

@@ -41,7 +41,9 @@ def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[Any]]]:
     return checks
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", responses={503: {"description": "a dependency is down (the same body, ready false)"}}
+)
 async def readyz(svc: ServicesDep) -> JSONResponse:
     """Each dependency within 100 ms, the payment breaker's state, and the practices switched
     to their naive twin; 503 when a dependency is down."""

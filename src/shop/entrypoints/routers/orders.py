@@ -10,17 +10,18 @@ from fastapi.responses import JSONResponse
 
 from shop.entrypoints.auth import Principal, current_user
 from shop.entrypoints.deps import ServicesDep
-from shop.entrypoints.schemas import OrderOut
+from shop.entrypoints.schemas import OrderOut, errors
 from shop.service_layer import handlers
 
 router = APIRouter(tags=["orders"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    402: {"description": "the charge was declined"},
-    409: {"description": "out of stock, or the same key is in progress"},
-    422: {"description": "the cart is empty, or the request is malformed"},
-    503: {"description": "payments unavailable (breaker open, bulkhead full): retry later"},
-}
+_ERRORS = errors(
+    401,
+    (402, "the charge was declined, or refused (order_id: the abandoned order)"),
+    (409, "out of stock (shortfalls: product id to units missing), or the same key is in progress"),
+    (422, "the cart is empty, or the request is malformed"),
+    (503, "payments unavailable (breaker open, bulkhead full, outcome unknown): retry later"),
+)
 
 
 @router.post(
