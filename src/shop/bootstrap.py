@@ -209,7 +209,9 @@ async def _start_simulators(
     servers: dict[str, Any] = {}
     if not payments_urls:
         app = create_payments_app(Behaviour(latency_median=0.010, latency_p99=0.040))
-        servers["payments"] = await stack.enter_async_context(await serve_in_background(app))
+        servers["payments"] = await stack.enter_async_context(
+            await serve_in_background(app, grace=0)  # in-process: nothing to drain at exit
+        )
     if not recommender_urls:
         servers["recommenders"] = []
         for i in range(settings.recommender_replicas):
@@ -218,6 +220,6 @@ async def _start_simulators(
                 seed=i,
                 name=f"recommender-{i + 1}",
             )
-            server = await stack.enter_async_context(await serve_in_background(app))
+            server = await stack.enter_async_context(await serve_in_background(app, grace=0))
             servers["recommenders"].append(server)
     return servers

@@ -171,7 +171,18 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.secret = settings.secret_key or secret_file(settings, "secret_key")
         app.state.admin_token = settings.admin_token or secret_file(settings, "admin_token")
-        async with bootstrap(settings, prepare=prepare) as svc, LoopLag():
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.tracing != "off":
+                from tailguard.observe.tracing import setup_tracing, shutdown_tracing
+
+                setup_tracing(
+                    "shop",
+                    exporter="console" if settings.tracing == "console" else "otlp",
+                    sample_ratio=settings.trace_sample_ratio,
+                )
+                stack.callback(shutdown_tracing)
+            svc = await stack.enter_async_context(bootstrap(settings, prepare=prepare))
+            await stack.enter_async_context(LoopLag())
             app.state.services = svc
             watch(svc.extras["engine"], "database")
             if svc.extras.get("redis") is not None:
