@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shop.adapters._health import check_health
 from tailguard.errors import Rejected
 
 __all__ = [
@@ -128,15 +129,7 @@ class HttpPaymentGateway:
 
     async def ping(self) -> None:
         """Raise PaymentUnavailable unless a replica answers its health check."""
-        import aiohttp
-
-        try:
-            response = await self.session.get("/healthz")
-            async with response:
-                if response.status != 200:
-                    raise PaymentUnavailable(f"payment gateway health: {response.status}")
-        except aiohttp.ClientError as exc:
-            raise PaymentUnavailable(f"payment gateway: {exc!r}") from exc
+        await check_health(self.session, "payment gateway", PaymentUnavailable)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from shop.adapters._health import check_health
+
 __all__ = ["HttpRecommender", "Recommender", "RecommenderUnavailable"]
 
 
@@ -47,12 +49,4 @@ class HttpRecommender:
 
     async def ping(self) -> None:
         """Raise RecommenderUnavailable unless a replica answers its health check."""
-        import aiohttp
-
-        try:
-            response = await self.session.get("/healthz")
-            async with response:
-                if response.status != 200:
-                    raise RecommenderUnavailable(f"recommender health: {response.status}")
-        except aiohttp.ClientError as exc:
-            raise RecommenderUnavailable(f"recommender: {exc!r}") from exc
+        await check_health(self.session, "recommender", RecommenderUnavailable)
