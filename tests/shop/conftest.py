@@ -37,6 +37,15 @@ async def run_shop(
             yield app, client
 
 
+@pytest.fixture(autouse=True)
+def patient_readiness(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/readyz gives each dependency 100 ms; the tests check what it reports, not how fast,
+    and a loaded CI machine may miss 100 ms: they give it 10 s."""
+    from shop.entrypoints.routers import health
+
+    monkeypatch.setattr(health, "READY_TIMEOUT", 10.0)
+
+
 @pytest.fixture(scope="session")
 def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory migrated and seeded once per session (the defaults), to copy from."""
