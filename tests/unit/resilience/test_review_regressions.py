@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import weakref
 
 import pytest
 
@@ -189,13 +190,18 @@ def test_closed_loops_are_not_kept_alive_by_the_shared_timer() -> None:
     async def once() -> None:
         await timeout.call(asyncio.sleep, 0)
 
+    closed = []
     for _ in range(5):
         loop = asyncio.new_event_loop()
         loop.run_until_complete(once())
+        assert loop in _wheels
         loop.close()
+        closed.append(weakref.ref(loop))
     del loop
     gc.collect()
-    assert len(_wheels) <= 1  # at most the loop of the running test
+    # The loops this test closed are gone, and with them their wheels. (Counting every key of
+    # _wheels instead would also count loops that other tests' objects still hold.)
+    assert [ref() for ref in closed] == [None] * 5
 
 
 def test_budget_and_manual_clock_tolerate_float_sums() -> None:
