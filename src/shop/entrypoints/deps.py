@@ -11,8 +11,9 @@ from shop.service_layer.services import Services
 __all__ = ["ServicesDep", "services"]
 
 
-def services(request: Request) -> Services:
-    """The process's parts, built by the lifespan."""
+async def services(request: Request) -> Services:
+    """The process's parts, built by the lifespan (async: a plain function would cost every
+    request a hop to FastAPI's thread pool)."""
     svc: Services = request.app.state.services
     return svc
 
