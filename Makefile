@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := redis,postgres,otel,observe,balance,shop,bench,dev
+EXTRAS := redis,postgres,otel,observe,balance,shop,loadtest,capacity,bench,dev
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: test test-fast lint typecheck promtool bench install clean
