@@ -119,7 +119,7 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
             single_flight=not naive_jitter,
             early_refresh=None if naive_jitter else 1.0,
             invalidation=(
-                RedisInvalidation(redis_client, channel="shop:invalidate")
+                RedisInvalidation(redis_client, channel=f"{settings.namespace}:invalidate")
                 if redis_client is not None
                 else None
             ),
@@ -128,7 +128,9 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
 
         sessions: SessionStore
         if redis_client is not None:
-            sessions = RedisSessionStore(redis_client, ttl=settings.session_ttl)
+            sessions = RedisSessionStore(
+                redis_client, ttl=settings.session_ttl, prefix=f"{settings.namespace}:cart"
+            )
         else:
             sessions = MemorySessionStore(ttl=settings.session_ttl)
 
@@ -150,7 +152,9 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
         limiter = None
         if not settings.is_naive(Naive.RATE_LIMIT):
             storage = RedisStorage(redis_client) if redis_client is not None else MemoryStorage()
-            limiter = GCRA(settings.cart_rate, storage=storage, prefix="shop:rl", name="cart")
+            limiter = GCRA(
+                settings.cart_rate, storage=storage, prefix=f"{settings.namespace}:rl", name="cart"
+            )
 
         svc = Services(
             settings=settings,

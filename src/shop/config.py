@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """``redis://...``: sessions, L2 cache, rate limits, invalidation; default: in-process."""
 
+    namespace: str = Field("shop", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    """The prefix of every Redis key and channel the shop uses (cache, carts, rate limits,
+    invalidation): shops sharing one Redis with different databases need different ones."""
+
     pool_size: int = Field(20, ge=1, le=1000)
     """Connections the database pool keeps open (the guide's ``pool_size``)."""
     max_overflow: int = Field(10, ge=0, le=1000)

@@ -18,7 +18,8 @@ from shop.domain.events import (
     ProductPriceChanged,
     ProfileUpdated,
 )
-from shop.service_layer.services import KEYS, Services
+from shop.service_layer.services import Services
+from shop.service_layer.views import product_key, profile_key
 
 __all__ = ["HANDLERS", "publish"]
 
@@ -28,11 +29,11 @@ Handler = Callable[[Services, Any], Awaitable[None]]
 
 
 async def _evict_product(svc: Services, event: ProductPriceChanged) -> None:
-    await svc.evict(KEYS.build("product", event.product_id))
+    await svc.evict(product_key(svc, event.product_id))
 
 
 async def _evict_profile(svc: Services, event: ProfileUpdated) -> None:
-    await svc.evict(KEYS.build("user", event.user_id, "profile"))
+    await svc.evict(profile_key(svc, event.user_id))
 
 
 async def _log_event(svc: Services, event: Event) -> None:

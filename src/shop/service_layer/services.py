@@ -18,12 +18,9 @@ from shop.config import Naive, Settings
 from shop.service_layer.unit_of_work import UnitOfWork
 from tailguard.cache import CacheKey, TieredCache
 
-__all__ = ["KEYS", "Services"]
+__all__ = ["Services"]
 
 T = TypeVar("T")
-
-KEYS = CacheKey("shop", version="v1")
-"""The namespace of every cache key the shop writes; bump the version to retire them all."""
 
 
 @dataclass(eq=False)
@@ -44,6 +41,10 @@ class Services:
     """The cart's per-user rate limiter (None in the ``rate_limit`` naive twin)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Things the entrypoints keep with the parts (the engine, the Redis client, servers)."""
+
+    def __post_init__(self) -> None:
+        # Every cache key the shop writes; bump the version to retire them all at once.
+        self.keys = CacheKey(self.settings.namespace, version="v1")
 
     def naive(self, practice: Naive) -> bool:
         """True when ``practice`` runs as its naive twin."""

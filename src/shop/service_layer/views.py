@@ -9,7 +9,7 @@ from typing import Any
 from shop.adapters.recommendations import RecommenderUnavailable
 from shop.config import Naive
 from shop.domain.model import Order, Product, User
-from shop.service_layer.services import KEYS, Services
+from shop.service_layer.services import Services
 from tailguard.errors import TailguardError
 
 __all__ = [
@@ -38,14 +38,14 @@ class NotFound(LookupError):
     """The thing asked for does not exist; the message says what."""
 
 
-def product_key(product_id: int) -> str:
+def product_key(svc: Services, product_id: int) -> str:
     """The cache key of a product."""
-    return KEYS.build("product", product_id)
+    return svc.keys.build("product", product_id)
 
 
-def profile_key(user_id: int) -> str:
+def profile_key(svc: Services, user_id: int) -> str:
     """The cache key of a user's profile."""
-    return KEYS.build("user", user_id, "profile")
+    return svc.keys.build("user", user_id, "profile")
 
 
 def _product(p: Product) -> dict[str, Any]:
@@ -91,7 +91,7 @@ async def profile(svc: Services, user_id: int) -> dict[str, Any]:
             user = await uow.users.get(user_id)
             return None if user is None else _profile(user)
 
-    found = await svc.cached(profile_key(user_id), load)
+    found = await svc.cached(profile_key(svc, user_id), load)
     if found is None:
         raise NotFound(f"user {user_id} does not exist")
     return found
@@ -105,7 +105,7 @@ async def product(svc: Services, product_id: int) -> dict[str, Any]:
             found = await uow.products.get(product_id)
             return None if found is None else _product(found)
 
-    found = await svc.cached(product_key(product_id), load)
+    found = await svc.cached(product_key(svc, product_id), load)
     if found is None:
         raise NotFound(f"product {product_id} does not exist")
     return found
@@ -117,7 +117,7 @@ async def products_by_ids(svc: Services, ids: list[int]) -> list[dict[str, Any]]
     found: dict[int, dict[str, Any]] = {}
     if not svc.naive(Naive.CACHE):
         for pid in ids:
-            value = await svc.cache.get(product_key(pid))
+            value = await svc.cache.get(product_key(svc, pid))
             if isinstance(value, dict):
                 found[pid] = value
     missing = [pid for pid in ids if pid not in found]
@@ -126,7 +126,9 @@ async def products_by_ids(svc: Services, ids: list[int]) -> list[dict[str, Any]]
             for p in await uow.products.page_by_ids(missing):
                 found[p.id] = _product(p)
                 if not svc.naive(Naive.CACHE):
-                    await svc.cache.set(product_key(p.id), found[p.id], ttl=svc.settings.cache_ttl)
+                    await svc.cache.set(
+                        product_key(svc, p.id), found[p.id], ttl=svc.settings.cache_ttl
+                    )
     return [found[pid] for pid in ids if pid in found]
 
 
@@ -144,7 +146,7 @@ async def products_page(
             "next_cursor": str(items[-1]["id"]) if len(items) == limit else None,
         }
 
-    key = KEYS.build("products", category or "*", after, limit)
+    key = svc.keys.build("products", category or "*", after, limit)
     return await svc.cached(key, load)
 
 
@@ -171,7 +173,7 @@ async def popular(svc: Services) -> list[int]:
         async with svc.uow() as uow:
             return await uow.products.popular(RECOMMENDATIONS)
 
-    return await svc.cached(KEYS.build("popular"), load, ttl=300.0)
+    return await svc.cached(svc.keys.build("popular"), load, ttl=300.0)
 
 
 async def recommendations(svc: Services, user_id: int) -> tuple[list[int], str]:
@@ -181,7 +183,7 @@ async def recommendations(svc: Services, user_id: int) -> tuple[list[int], str]:
     The recommender has ``recommendation_timeout`` seconds (the ``timeouts`` naive twin waits
     as long as it takes); any failure falls back, so the dashboard never fails for it.
     """
-    last = KEYS.build("user", user_id, "recommendations")
+    last = svc.keys.build("user", user_id, "recommendations")
     try:
         if svc.recommendation_policy is None:
             ids = await svc.recommender.for_user(user_id, RECOMMENDATIONS)

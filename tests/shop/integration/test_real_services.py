@@ -234,7 +234,9 @@ async def test_price_change_reaches_the_other_instance(
 ) -> None:
     product_id = 33
     async with two_instances(shop, tmp_path, real) as ((app_a, a), (app_b, b)):
-        before = await read_into_l1(app_b, b, f"/products/{product_id}", product_key(product_id))
+        before = await read_into_l1(
+            app_b, b, f"/products/{product_id}", product_key(app_b.state.services, product_id)
+        )
         new_price = random.choice([p for p in range(1000, 99_999) if p != before["price_cents"]])
         changed = await a.patch(
             f"/admin/products/{product_id}",
@@ -261,7 +263,13 @@ async def test_profile_edit_reaches_the_other_instance(
     user_id = 5
     async with two_instances(shop, tmp_path, real) as ((_, a), (app_b, b)):
         headers = await sign_in(a, user_id)  # the same secret: the token works on B too
-        await read_into_l1(app_b, b, f"/users/{user_id}", profile_key(user_id), headers=headers)
+        await read_into_l1(
+            app_b,
+            b,
+            f"/users/{user_id}",
+            profile_key(app_b.state.services, user_id),
+            headers=headers,
+        )
         name = f"Renamed {uuid.uuid4().hex[:8]}"
         edited = await a.patch(f"/users/{user_id}", json={"name": name}, headers=headers)
         assert edited.status_code == 200, edited.text
