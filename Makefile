@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 EXTRAS := redis,postgres,otel,observe,balance,shop,loadtest,capacity,bench,dev
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test test-fast lint typecheck promtool bench install clean
+.PHONY: test test-fast lint typecheck promtool browser bench install clean
 
 # The install step reruns only when pyproject.toml changes (the stamp carries its hash).
 $(STAMP): pyproject.toml
@@ -32,10 +32,17 @@ typecheck: $(STAMP)
 promtool:
 	bash .ci/install-promtool
 
-test: lint typecheck promtool
+# Debian's chromium, for the HTML report test (tests/integration/test_report_browser.py).
+browser:
+	@test -x /usr/bin/chromium || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: lint typecheck promtool browser
 	$(BIN)/pytest
 
-test-fast: lint typecheck promtool
+test-fast: lint typecheck promtool browser
 	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP)
