@@ -283,3 +283,19 @@ def test_balance_names() -> None:
     ]
     for name in tailguard.balance.__all__:
         assert getattr(tailguard.balance, name) is not None, name
+
+
+def test_capacity_names() -> None:
+    import tailguard.capacity
+
+    assert sorted(tailguard.capacity.__all__) == [
+        "CapacityPlan",
+        "USLFit",
+        "erlang_c",
+        "fit_usl",
+        "mean_wait",
+        "plan",
+        "servers_for",
+    ]
+    for name in tailguard.capacity.__all__:
+        assert getattr(tailguard.capacity, name) is not None, name
