@@ -24,7 +24,14 @@ from shop.domain.model import DomainError, UnknownProduct
 from shop.service_layer.views import NotFound
 from tailguard.cache import HttpCaching
 from tailguard.errors import BackendUnavailable, Rejected
-from tailguard.observe import GoldenSignals, LoopLag, metrics_app, watch
+from tailguard.observe import (
+    EventMetrics,
+    GoldenSignals,
+    LoopLag,
+    QueryCounter,
+    metrics_app,
+    watch,
+)
 
 __all__ = ["create_app"]
 
@@ -190,6 +197,12 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
                 watch(svc.extras["redis"], "redis")
             if svc.extras.get("bulkhead") is not None:
                 watch(svc.extras["bulkhead"], "payments")
+            # Breakers, retries, cache loads, rate limits as metrics; statements per request.
+            stack.enter_context(EventMetrics())
+            statements = stack.enter_context(
+                QueryCounter(svc.extras["engine"], on_n_plus_one="warn", threshold=10)
+            )
+            watch(statements, "database")
             # What start-up built lives as long as the process: move it out of the collector's
             # sight, or every full collection rescans it (~100 ms pauses under load, measured).
             gc.collect()

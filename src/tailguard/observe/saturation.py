@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tailguard.errors import ConfigurationError
@@ -143,7 +143,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "db_pool": ("tailguard_db_pool", "SQLAlchemy pool {} (connections)."),
     "redis_pool": ("tailguard_redis_pool", "redis-py pool connections {}."),
     "limit": ("tailguard_limit", "Bulkhead or adaptive limit: calls {}."),
+    "statements": ("tailguard_db_statements", "Statements sent to the database ({})."),
 }
+# Kinds whose one field is a running count, exported as a counter (``..._total``).
+_COUNTERS = {"statements"}
 
 
 class _Saturation(Collector):
@@ -156,7 +159,7 @@ class _Saturation(Collector):
         ] = {}
 
     def collect(self) -> Iterator[Metric]:
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for (kind, name), (ref, read) in list(self.watched.items()):
             obj = ref()
             if obj is None:
@@ -164,12 +167,11 @@ class _Saturation(Collector):
                 continue
             prefix, text = _KINDS[kind]
             for field, value in read(obj).items():
-                metric = f"{prefix}_{field}"
+                metric = prefix if kind in _COUNTERS else f"{prefix}_{field}"
                 fam = families.get(metric)
                 if fam is None:
-                    fam = families[metric] = GaugeMetricFamily(
-                        metric, text.format(field), labels=["name"]
-                    )
+                    make = CounterMetricFamily if kind in _COUNTERS else GaugeMetricFamily
+                    fam = families[metric] = make(metric, text.format(field), labels=["name"])
                 fam.add_metric([name], value)
         yield from families.values()
 
@@ -178,8 +180,10 @@ def watch(obj: Any, name: str, *, registry: CollectorRegistry | None = None) -> 
     """Report ``obj``'s saturation under ``name`` at every scrape of ``registry``.
 
     ``obj``: a SQLAlchemy ``Engine``/``AsyncEngine``/``Pool``, a redis-py (asyncio) client or
-    connection pool, or a ``Bulkhead``/``AdaptiveLimit``. Watching the same name again
-    replaces the earlier object.
+    connection pool, a ``Bulkhead``/``AdaptiveLimit``, or a ``QueryCounter`` (its running
+    total as the counter ``tailguard_db_statements_total{name}``: database statements per
+    request is its rate over the request rate's). Watching the same name again replaces the
+    earlier object.
     """
     reg = registry if registry is not None else REGISTRY
     collector: _Saturation = family(reg, "saturation", _register)
@@ -196,6 +200,8 @@ def _register(reg: CollectorRegistry) -> _Saturation:
 def _classify(obj: Any) -> tuple[str, Any, Callable[[Any], dict[str, float]]]:
     if hasattr(obj, "active") and hasattr(obj, "queued") and hasattr(obj, "max_concurrent"):
         return "limit", obj, _limit
+    if isinstance(getattr(obj, "total", None), int) and callable(getattr(obj, "scope", None)):
+        return "statements", obj, lambda counter: {"total": counter.total}
     engine = getattr(obj, "sync_engine", obj)  # AsyncEngine -> Engine
     if callable(getattr(getattr(engine, "pool", None), "checkedout", None)):
         # The engine, not its pool: dispose() replaces the pool and the engine goes on.
@@ -208,5 +214,5 @@ def _classify(obj: Any) -> tuple[str, Any, Callable[[Any], dict[str, float]]]:
     raise ConfigurationError(
         "watch(obj)",
         type(obj).__name__,
-        "a SQLAlchemy engine or pool, a redis client or pool, or a bulkhead",
+        "a SQLAlchemy engine or pool, a redis client or pool, a bulkhead or a QueryCounter",
     )

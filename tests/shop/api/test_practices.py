@@ -154,6 +154,7 @@ async def test_readyz_reports_dependencies_and_the_naive_twins(shop: ShopFactory
         assert metrics.status_code == 200
         assert 'tailguard_http_requests_total{method="GET",route="/readyz"' in metrics.text
         assert 'name="database"' in metrics.text  # the pool's saturation is watched
+        assert 'tailguard_db_statements_total{name="database"}' in metrics.text
 
 
 async def _slow_recommender(app: object, client: httpx.AsyncClient, seconds: float) -> None:

@@ -174,3 +174,20 @@ def test_an_engine_is_still_watched_after_dispose(tmp_path: Path) -> None:
         conn.execute(text("select 1"))
         assert value(registry, "tailguard_db_pool_checked_out", name="main") == 1
     engine.dispose()
+
+
+def test_a_query_counter_is_exported_as_a_running_counter(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tailguard.observe import QueryCounter
+
+    registry = CollectorRegistry()
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with QueryCounter(engine, on_n_plus_one="ignore") as counter:
+        watch(counter, "main", registry=registry)
+        assert value(registry, "tailguard_db_statements_total", name="main") == 0
+        with engine.connect() as conn:
+            for _ in range(3):
+                conn.execute(text("select 1"))
+        assert value(registry, "tailguard_db_statements_total", name="main") == 3
+    engine.dispose()
