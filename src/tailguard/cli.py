@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Performance and scalability toolkit for asyncio.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_slo(commands)
+    from tailguard.loadtest.cli import add_commands as add_loadtest  # stdlib only at import
+
+    add_loadtest(commands)
     from tailguard.capacity.cli import add_commands as add_capacity  # stdlib only at import
 
     add_capacity(commands)

@@ -299,3 +299,38 @@ def test_capacity_names() -> None:
     ]
     for name in tailguard.capacity.__all__:
         assert getattr(tailguard.capacity, name) is not None, name
+
+
+def test_loadtest_names() -> None:
+    import tailguard.loadtest
+
+    assert sorted(tailguard.loadtest.__all__) == [
+        "ArrivalRate",
+        "Client",
+        "Histogram",
+        "Profile",
+        "Ramp",
+        "Response",
+        "Result",
+        "SLO",
+        "Segment",
+        "SloOutcome",
+        "User",
+        "between",
+        "constant",
+        "load_scenario",
+        "merge",
+        "parse_slo",
+        "run",
+        "run_processes",
+        "task",
+    ]
+    for name in tailguard.loadtest.__all__:
+        assert getattr(tailguard.loadtest, name) is not None, name
+
+
+def test_import_loadtest_stays_light() -> None:
+    heavy = ["hdrh", "rich", "uvloop", "matplotlib", "aiohttp", "tailguard.capacity"]
+    code = f"import sys, tailguard.loadtest; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -23,7 +23,9 @@ async def test_get_and_post_json() -> None:
             got = await client.get("/products/7?full=1")
             posted = await client.post("/cart/items", json={"product_id": 7, "quantity": 2})
             raw = await client.put("/raw", data="text body")
-    assert got.status == 200 and got.ok and got.error is None
+    assert got.status == 200
+    assert got.ok
+    assert got.error is None
     assert got.json() == {"ok": True}
     assert got.headers["content-length"] == "12"
     assert got.text == '{"ok": true}'
@@ -31,7 +33,8 @@ async def test_get_and_post_json() -> None:
     assert server.paths == ["/products/7?full=1", "/cart/items", "/raw"]
     assert json.loads(server.bodies[1]) == {"product_id": 7, "quantity": 2}
     assert server.bodies[2] == b"text body"
-    assert posted.ok and raw.ok
+    assert posted.ok
+    assert raw.ok
     assert server.connections == 1  # one keep-alive connection for the three
 
 
@@ -90,7 +93,7 @@ def test_only_loopback_unless_allowed() -> None:
         "http://127.9.9.9/",
     ):
         parse_target(url)
-    with pytest.raises(ConfigurationError, match="--allow-host example.com"):
+    with pytest.raises(ConfigurationError, match=r"--allow-host example\.com"):
         parse_target("http://example.com/")
     with pytest.raises(ConfigurationError, match="loopback"):
         parse_target("http://10.0.0.1:8000/")

@@ -65,7 +65,8 @@ async def test_segments_add_up_to_the_whole_run() -> None:
     assert [p.settings["users"] for p in parts] == [3, 3]
     merged = merge(parts)
     assert merged.totals.requests == whole.totals.requests == 3000
-    assert merged.settings["users"] == 6 and merged.settings["segment"] == "1/1"
+    assert merged.settings["users"] == 6
+    assert merged.settings["segment"] == "1/1"
     merged_hist = parts[0].totals.histogram
     merged_hist.add(parts[1].totals.histogram)
     assert merged.to_dict()["totals"]["latency_ms"] == merged_hist.figures()

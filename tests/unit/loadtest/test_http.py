@@ -99,7 +99,8 @@ def test_connection_close_and_a_body_that_runs_to_the_end() -> None:
     conn, owner, transport = connection()
     conn.send(b"GET /")
     conn.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-    assert transport.closed and conn.closed
+    assert transport.closed
+    assert conn.closed
     conn, owner, transport = connection()
     conn.send(b"GET /")
     conn.data_received(b"HTTP/1.0 200 OK\r\n\r\npart one, ")

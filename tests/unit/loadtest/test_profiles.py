@@ -28,7 +28,8 @@ def test_a_constant_rate_is_evenly_spaced() -> None:
 
 def test_a_ramp_follows_its_stages() -> None:
     ramp = Ramp([(10, 100), (30, 100), (10, 0)])
-    assert ramp.duration == 50 and ramp.peak == 100
+    assert ramp.duration == 50
+    assert ramp.peak == 100
     # the area under the rate: 500 up, 3000 flat, 500 down
     assert arrivals_before(ramp, 10.0) == pytest.approx(500, abs=1)
     assert arrivals_before(ramp, 40.0) == pytest.approx(3500, abs=1)

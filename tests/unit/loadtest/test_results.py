@@ -70,7 +70,8 @@ def test_to_dict_has_the_contracts_keys() -> None:
         "latency_ms",
     }
     assert set(data["totals"]["latency_ms"]) == {"min", "mean", "p50", "p90", "p99", "p999", "max"}
-    assert data["totals"]["requests"] == 4 and data["totals"]["ok"] == 3
+    assert data["totals"]["requests"] == 4
+    assert data["totals"]["ok"] == 3
     assert data["totals"]["rps"] == 2.0
     assert set(data["timeline"][0]) == {"t", "requests", "errors", "latency_ms"}
     assert set(data["timeline"][0]["latency_ms"]) == {"p50", "p90", "p99", "max"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -31,8 +32,8 @@ class CountingClock:
 
 
 class Shop(User):
-    calls: Counter[str] = Counter()
-    starts: Counter[int] = Counter()
+    calls: ClassVar[Counter[str]] = Counter()
+    starts: ClassVar[Counter[int]] = Counter()
 
     @task(6)
     async def browse(self) -> None:
@@ -106,10 +107,10 @@ def test_wait_time_helpers() -> None:
         async def t(self) -> None: ...
 
     class Number(Fixed):
-        wait_time = 0.5
+        wait_time = 0.5  # type: ignore[assignment]
 
     class Function(Fixed):
-        def wait_time(self) -> float:  # type: ignore[override]
+        def wait_time(self) -> float:
             return self.index * 1.0
 
     class Client:  # a stand-in: these users never send
@@ -124,7 +125,7 @@ def test_wait_time_helpers() -> None:
 
 def test_tasks_must_be_async_and_weights_positive() -> None:
     with pytest.raises(ConfigurationError, match="async def"):
-        task(lambda self: None)  # type: ignore[arg-type, return-value]
+        task(lambda self: None)  # type: ignore[type-var]
     with pytest.raises(ConfigurationError, match="weight"):
         task(0)
 
@@ -189,8 +190,8 @@ def test_load_scenario_finds_the_user_classes(tmp_path: Path) -> None:
     )
     classes = load_scenario(path)
     assert [cls.__name__ for cls in classes] == ["Real"]
+    (tmp_path / "empty.py").write_text("x = 1\n")
     with pytest.raises(ConfigurationError, match="User subclass"):
-        (tmp_path / "empty.py").write_text("x = 1\n")
         load_scenario(tmp_path / "empty.py")
     with pytest.raises(ConfigurationError, match="existing"):
         load_scenario(tmp_path / "missing.py")
