@@ -5,7 +5,9 @@ loop (so the generator's loop, and the synchronous CLI, cannot disturb its timin
 every response that arrives in the last ``length`` seconds of each ``period`` until the period
 ends (a server that stalls ``length`` s once every ``period`` s); ``status`` may be an int or a
 function of the request path; ``chunked=True`` sends the body in chunks; ``close=True`` answers
-with ``Connection: close``; ``hang=True`` never answers.
+with ``Connection: close``; ``hang=True`` never answers. ``holds`` lists how long each response
+was actually held (seconds, from reading the request to writing the answer) when
+``keep_holds=True``: a timer may fire late, and that lateness is part of the true latency.
 """
 
 from __future__ import annotations
@@ -87,11 +89,13 @@ class _Conn(asyncio.Protocol):
             if phase >= period - length:
                 delay = max(delay, period - phase)
         if delay > 0:
-            loop.call_later(delay, self._write, response)
+            loop.call_later(delay, self._write, response, time.perf_counter())
         else:
-            self._write(response)
+            self._write(response, time.perf_counter())
 
-    def _write(self, response: bytes) -> None:
+    def _write(self, response: bytes, since: float) -> None:
+        if self.server.keep_holds:
+            self.server.holds.append(time.perf_counter() - since)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(response)
             if self.server.close:
@@ -112,11 +116,14 @@ class Responder:
         close: bool = False,
         hang: bool = False,
         keep_paths: bool = False,
+        keep_holds: bool = False,
     ) -> None:
         self.delay, self.status, self.body, self.stall = delay, status, body, stall
         self.chunked, self.close, self.hang, self.keep_paths = chunked, close, hang, keep_paths
         self.requests = 0
         self.connections = 0
+        self.keep_holds = keep_holds
+        self.holds: list[float] = []
         self.paths: list[str] = []
         self.bodies: list[bytes] = []
         self.port = 0
