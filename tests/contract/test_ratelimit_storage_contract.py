@@ -152,3 +152,16 @@ async def test_waiting_retry_after_is_always_enough(
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_a_sliding_log_stays_in_time_order_when_a_check_comes_in_earlier() -> None:
+    # Found by test_waiting_retry_after_is_always_enough: checks at now + retry_after, then
+    # again at an earlier now, left the in-memory log out of order (Redis's sorted set was not).
+    limiter = SlidingLog("3/0.3 seconds", storage=MemoryStorage())
+    now = 1_700_848_723.1234567
+    for gap, cost in [(0.0, 1)] * 8 + [(0.25, 1), (0.0, 2)]:
+        now += gap
+        decision = await limiter.check("k", cost, now=now)
+        if not decision.allowed:
+            later = await limiter.check("k", cost, now=now + decision.retry_after)
+            assert later.allowed, (decision, later)

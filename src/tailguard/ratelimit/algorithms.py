@@ -180,6 +180,14 @@ class SlidingLog(Algorithm):
     keeps_outcome = False
 
     def record(self, state: Any, now: float, cost: int) -> Any:
+        if state and now < state[-1]:
+            # A check stamped earlier than the newest entry (the clock stepped back, or checks
+            # raced with their own timestamps): keep the log in time order, as Redis's sorted
+            # set is, or ``step`` would expire and count from the wrong entries.
+            merged = sorted([*state, *([now] * cost)])
+            state.clear()
+            state.extend(merged)
+            return state
         state.extend([now] * cost)
         return state
 
