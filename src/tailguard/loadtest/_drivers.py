@@ -21,9 +21,49 @@ from tailguard.loadtest._http import HttpConnection
 from tailguard.loadtest._recorder import ActionRecorder, Recorder, status_kind
 from tailguard.loadtest.profiles import Profile
 
-__all__ = ["ClosedDriver", "OpenDriver"]
+__all__ = ["ClosedDriver", "OpenDriver", "preconnect"]
 
 EARLY = 0.001  # seconds: how early a timer-woken arrival may be sent (timer resolution)
+
+
+class _Idle:
+    """The owner of connections opened before a run: nothing is in flight on them yet."""
+
+    def on_response(self, conn: HttpConnection, status: int, head: bytes, body: bytes) -> None:
+        pass
+
+    def on_failure(self, conn: HttpConnection, kind: str) -> None:
+        pass
+
+    def on_idle_lost(self, conn: HttpConnection) -> None:
+        pass
+
+
+async def preconnect(
+    host: str,
+    port: int,
+    count: int,
+    timeout: float,  # noqa: ASYNC109 - per connection, not for them all
+) -> list[HttpConnection | None]:
+    """Open ``count`` connections before the clock starts (as wrk does), so that the first
+    requests do not all pay for a connection at once; ``None`` where one failed (that slot
+    tries again, timed, when it is first used)."""
+    loop = asyncio.get_running_loop()
+    owner = _Idle()
+
+    async def one(slot: int) -> HttpConnection | None:
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: HttpConnection(owner, keep_body=False, slot=slot), host, port
+                ),
+                timeout,
+            )
+        except (OSError, TimeoutError):
+            return None
+        return conn
+
+    return list(await asyncio.gather(*(one(slot) for slot in range(count))))
 
 
 class _Driver:
@@ -42,13 +82,17 @@ class _Driver:
         timeout: float,
         end: float,
         max_requests: int,
+        conns: list[HttpConnection | None] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.host, self.port = host, port
         self.request, self.head_only = request, head_only
         self.recorder, self.action = recorder, action
         self.timeout, self.end, self.max_requests = timeout, end, max_requests
-        self.conns: list[HttpConnection | None] = [None] * slots
+        self.conns: list[HttpConnection | None] = conns or [None] * slots
+        for conn in self.conns:
+            if conn is not None:
+                conn.owner = self
         self.started = 0  # requests started, connection attempts included
         self.busy = 0  # slots with a request in flight (or connecting for one)
         self.delayed = 0  # open model: requests sent late for want of a free connection
@@ -168,6 +212,20 @@ class ClosedDriver(_Driver):
         for slot in range(len(self.conns)):
             self._free(slot, now)
         await self.wait()
+
+    def on_response(self, conn: HttpConnection, status: int, head: bytes, body: bytes) -> None:
+        # The hot path, inlined: record, then the same connection sends the next request.
+        now = perf_counter()
+        kind = None if 200 <= status < 400 else status_kind(status)
+        self.recorder.record(self.action, now, now - conn.start, kind)
+        if now < self.end and self.started < self.max_requests and not conn.closed:
+            self.started += 1
+            conn.start = conn.sent = now
+            conn.busy = True  # conn.send(), without its call: head_only is as it was
+            conn.transport.write(self.request)  # type: ignore[union-attr]
+            return
+        self.busy -= 1
+        self._free(conn.slot, now)
 
     def _free(self, slot: int, now: float) -> None:
         if now >= self.end or self.started >= self.max_requests:

@@ -256,14 +256,15 @@ class HttpConnection(asyncio.Protocol):
             self._chunk_left = size if size else -3
 
     def _finish(self, body: bytes) -> None:
-        status, head = self._status, self._head
         self.busy = False
         if self._close:
+            self._close = False
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
-        self._reset()
-        self.owner.on_response(self, status, head, body)
+        if self._mode != _HEAD:  # the common case (one read, whole) has nothing to reset
+            self._reset()
+        self.owner.on_response(self, self._status, self._head, body)
 
     def _fail(self) -> None:
         self.busy = False

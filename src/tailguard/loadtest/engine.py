@@ -28,7 +28,8 @@ from typing import Any
 
 from tailguard._clock import SYSTEM_CLOCK, Clock
 from tailguard.errors import ConfigurationError
-from tailguard.loadtest._drivers import ClosedDriver, OpenDriver
+from tailguard.loadtest._drivers import ClosedDriver, OpenDriver, preconnect
+from tailguard.loadtest._http import HttpConnection
 from tailguard.loadtest._recorder import Recorder
 from tailguard.loadtest._users import ClosedUsers, OpenUsers
 from tailguard.loadtest.client import USER_AGENT, Client
@@ -100,6 +101,10 @@ async def run(
         slots = max(seg.requests(connections or DEFAULT_CONNECTIONS), 1)
     else:
         slots = connections or max(len(user_numbers), 1)
+    quick = None
+    if isinstance(target, str):
+        count = len(user_numbers) if profile is None else slots
+        quick = await _prepare(target, tuple(allow_hosts), timeout, count)
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     start = perf_counter()
     recorder = Recorder(start, on_second=on_second)
@@ -107,10 +112,10 @@ async def run(
                  tuple(allow_hosts), start, start + duration, recorder)  # fmt: skip
     ticker = _Ticker(load.recorder)
     try:
-        if classes is None:
-            assert isinstance(target, str)
-            await _quick(target, load)
+        if quick is not None:
+            await _quick(quick, load)
         else:
+            assert classes is not None
             assert host is not None
             await _scenario(classes, host, load, clock, seed)
     finally:
@@ -158,23 +163,46 @@ class _Load:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-async def _quick(url: str, load: _Load) -> None:
-    target = parse_target(url, load.allow_hosts)
+@dataclasses.dataclass
+class _Prepared:
+    """The quick mode's request and its connections, made before the clock starts."""
+
+    host: str
+    port: int
+    request: bytes
+    name: str
+    conns: list[HttpConnection | None]
+
+
+async def _prepare(
+    url: str,
+    allow_hosts: tuple[str, ...],
+    timeout: float,  # noqa: ASYNC109 - per connection
+    count: int,
+) -> _Prepared:
+    target = parse_target(url, allow_hosts)
     request = (
         f"GET {target.path} HTTP/1.1\r\nHost: {target.authority}\r\n"
         f"User-Agent: {USER_AGENT}\r\n\r\n"
     ).encode("latin-1")
+    host = await _resolve(target.host, target.port)
+    conns = await preconnect(host, target.port, count, timeout)
+    return _Prepared(host, target.port, request, f"GET {target.path}", conns)
+
+
+async def _quick(quick: _Prepared, load: _Load) -> None:
     recorder = load.recorder
     options: dict[str, Any] = dict(
-        host=await _resolve(target.host, target.port),
-        port=target.port,
-        request=request,
+        host=quick.host,
+        port=quick.port,
+        request=quick.request,
         head_only=False,
         recorder=recorder,
-        action=recorder.action(f"GET {target.path}"),
+        action=recorder.action(quick.name),
         timeout=load.timeout,
         end=load.end,
         max_requests=load.cap,
+        conns=quick.conns,
     )
     if load.profile is None:
         if load.user_numbers:

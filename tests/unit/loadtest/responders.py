@@ -13,12 +13,16 @@ was actually held (seconds, from reading the request to writing the answer) when
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Responder", "free_port"]
+__all__ = ["Responder", "ResponderProcess", "free_port"]
 
 
 def free_port() -> int:
@@ -165,3 +169,57 @@ class Responder:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class ResponderProcess:
+    """A :class:`Responder` in a child process (``python -m tests.unit.loadtest.responders``),
+    so that neither the GIL nor a garbage collection couples its timing to the generator's.
+    ``holds`` is filled when it stops (the child prints them as it exits)."""
+
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.port = 0
+        self.holds: list[float] = []
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> ResponderProcess:
+        root = Path(__file__).resolve().parents[3]
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.unit.loadtest.responders", str(self.delay)],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self._proc.kill()
+            raise RuntimeError(f"the responder did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.close()  # the child's cue to stop and report
+        out = proc.stdout.read()
+        proc.wait(10)
+        self.holds = json.loads(out) if out.strip() else []
+
+
+def _serve_until_stdin_closes(delay: float) -> None:
+    with Responder(delay=delay, keep_holds=True) as server:
+        print(f"PORT {server.port}", flush=True)
+        sys.stdin.read()
+    print(json.dumps(server.holds), flush=True)
+
+
+if __name__ == "__main__":
+    _serve_until_stdin_closes(float(sys.argv[1]))
