@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -63,14 +64,16 @@ async def test_errors_are_values_of_each_kind() -> None:
 
 
 async def test_the_pool_caps_connections_and_requests_are_recorded_by_name() -> None:
-    recorder = Recorder(start=0.0)
+    recorder = Recorder(start=time.perf_counter())
     with Responder(delay=0.02) as server:
         async with Client(server.url, connections=3, recorder=recorder) as client:
             await asyncio.gather(*(client.get(f"/p/{i}", name="GET /p/{id}") for i in range(12)))
             await client.get("/other")
+    recorder.finish(time.perf_counter())
     assert server.connections == 3
-    assert recorder.action("GET /p/{id}").requests == 12
-    assert recorder.action("GET /other").requests == 1
+    assert recorder.action("GET /p/{id}").stats.requests == 12
+    assert recorder.action("GET /other").stats.requests == 1
+    assert recorder.totals.histogram.total == 13
 
 
 async def test_a_cancelled_request_releases_its_connection() -> None:

@@ -130,5 +130,5 @@ async def test_an_open_run_holds_nothing_per_request() -> None:
         small: Result = await run(server.url, rate=5000, duration=1.0, max_requests=1000)
         large: Result = await run(server.url, rate=5000, duration=1.0, max_requests=4000)
     assert (small.totals.requests, large.totals.requests) == (1000, 4000)
-    assert max(_containers(large)) < 1000
-    assert len(large.timeline) == len(small.timeline) == 1
+    assert max(_containers(small)) < 1000
+    assert max(_containers(large)) < 1000  # four times the requests, no container near them
