@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 EXTRAS := redis,postgres,otel,observe,balance,shop,loadtest,capacity,bench,dev
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test test-fast lint typecheck promtool browser bench install clean
+.PHONY: test test-fast lint typecheck promtool browser bench install clean demo
 
 # The install step reruns only when pyproject.toml changes (the stamp carries its hash).
 $(STAMP): pyproject.toml
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src/tailguard src/shop tests/typing
+	$(BIN)/mypy --strict src/tailguard src/shop src/lab tests/typing
 
 # promtool checks the generated SLO rules (tests/integration/test_slo_promtool.py).
 promtool:
@@ -50,3 +50,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The main job: the shop under the guide's load, each practice against its naive twin.
+demo: $(STAMP)
+	$(BIN)/tailguard demo $(DEMO_ARGS)

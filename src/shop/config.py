@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     """Seconds one charge may take, retries included."""
     recommendation_timeout: float = Field(0.25, gt=0)
     """Seconds the dashboard waits for recommendations before its fallback."""
+    retry_budget: float = Field(0.1, ge=0.0, le=1.0)
+    """Retries of charges may add at most this fraction of the charges (plus 1/s): the
+    amplification an outage can cause (``retry_budget`` naive twin: 3 attempts each)."""
     payment_concurrency: int = Field(50, ge=1)
     """The payment bulkhead: charges in flight at once."""
     payment_queue: int = Field(50, ge=0)

@@ -72,7 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     from tailguard.capacity.cli import add_commands as add_capacity  # stdlib only at import
 
     add_capacity(commands)
+    _add_plugins(commands)
     return parser
+
+
+def _add_plugins(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """Commands other packages add through the ``tailguard.commands`` entry-point group (the
+    lab's ``demo``): each entry point is a function taking ``commands``, as ours are. tailguard
+    itself imports none of them."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="tailguard.commands"):
+        if entry.name not in commands.choices:
+            entry.load()(commands)
 
 
 # -- slo -------------------------------------------------------------------------------------
