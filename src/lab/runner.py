@@ -9,6 +9,7 @@ one new module.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,6 +74,7 @@ async def run_experiment(lab: Lab, experiment: Experiment, *, log: Callable[[str
     samples: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
     try:
         async with shops(lab, *specs) as (on, off):
+            await asyncio.gather(_warm(lab, on), _warm(lab, off))
             for i in range(experiment.rounds):
                 order: Sequence[tuple[str, Shop]] = (
                     [("on", on), ("off", off)] if i % 2 == 0 else [("off", off), ("on", on)]
@@ -103,6 +105,14 @@ async def run_experiment(lab: Lab, experiment: Experiment, *, log: Callable[[str
         lower_is_better=experiment.lower_is_better,
         details=details,
     )
+
+
+async def _warm(lab: Lab, shop: Shop) -> None:
+    """A few hundred requests before the first round: connections, caches and code paths."""
+    assert lab.http is not None
+    for i in range(1, 201):
+        async with lab.http.get(f"{shop.url}/products/{i}") as response:
+            await response.read()
 
 
 def _median(samples: list[dict[str, float]]) -> dict[str, float]:

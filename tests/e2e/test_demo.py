@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -13,21 +14,30 @@ from lab.experiments import ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+# The demo takes 2-3 minutes: more than the suite's 120 s per test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    done = subprocess.run(
+    # Its own session, so that a timeout here stops make, the demo and all it started.
+    process = subprocess.Popen(
         ["make", "--no-print-directory", "demo", f"DEMO_ARGS=--out {out}"],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-        check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=540)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     print(done.stdout[-6000:])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
