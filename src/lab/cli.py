@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -47,6 +48,11 @@ def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--only", default="", help="comma list of practices to run (default: all of them)"
     )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="PostgreSQL and Redis (SHOP_DATABASE_URL / SHOP_REDIS_URL, else the local ones)",
+    )
     parser.add_argument("--skip-scenario", action="store_true", help="no realistic scenario")
     parser.add_argument("--skip-capacity", action="store_true", help="no sweep, no plan")
     return parser
@@ -71,16 +77,21 @@ async def _demo(args: argparse.Namespace) -> int:
     out: Path = args.out
     names = [n.strip() for n in args.only.split(",") if n.strip()] or None
     chosen = experiments.load(names)
+    real = None
+    if args.real or os.environ.get("SHOP_DATABASE_URL") or os.environ.get("SHOP_REDIS_URL"):
+        from lab.real import RealServices, default_urls
+
+        real = RealServices(*default_urls())
     ledger = Ledger(
         settings={
             "out": str(out),
-            "database": "sqlite (embedded)",
+            "database": "sqlite (embedded)" if real is None else "postgresql + redis",
             "practices": [e.practice for e in chosen],
         }
     )
     results: dict[str, Any] = {}
     _log(f"demo: seeding the shop's database and starting the simulators under {out}/ ...")
-    async with Lab(out) as lab:
+    async with Lab(out, real=real) as lab:
         if not args.skip_scenario:
             from lab.scenario import realistic
 

@@ -117,6 +117,7 @@ def environment(**settings: Any) -> dict[str, str]:
     env: dict[str, str] = {}
     for key, value in settings.items():
         if value is None:
+            env[f"SHOP_{key.upper()}"] = ""  # not inherited from the demo's environment
             continue
         if isinstance(value, list | tuple | set | frozenset):
             value = ",".join(str(v) for v in value)

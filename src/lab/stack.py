@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from lab.processes import Process, environment, free_port, shop_command, wait_ready
+from lab.real import RealServices
 
 __all__ = ["Lab", "Shop"]
 
@@ -48,8 +49,18 @@ class Shop:
 class Lab:
     """The processes of one demo run, under ``out`` (logs and data)."""
 
-    def __init__(self, out: Path, *, users: int = 1000, products: int = 500, orders: int = 20_000):
+    def __init__(
+        self,
+        out: Path,
+        *,
+        users: int = 1000,
+        products: int = 500,
+        orders: int = 20_000,
+        real: RealServices | None = None,
+    ):
         self.out = out
+        self.real = real
+        """PostgreSQL and Redis for every shop (``--real``), or None: the embedded defaults."""
         self.users, self.products, self.orders = users, products, orders
         self.processes: list[Process] = []
         self.base = out / "base"
@@ -81,6 +92,8 @@ class Lab:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        if self.real is not None:
+            await self.real.aclose()
 
     async def _seed(self) -> None:
         from sqlalchemy import text
@@ -92,7 +105,8 @@ class Lab:
 
         if self.base.exists():
             shutil.rmtree(self.base)
-        engine = create_engine(load_settings(data_dir=self.base))
+        database_url = None if self.real is None else await self.real.create_base()
+        engine = create_engine(load_settings(data_dir=self.base, database_url=database_url))
         try:
             await migrate(engine)
             await seed(engine, users=self.users, products=self.products, orders=self.orders)
@@ -155,9 +169,15 @@ class Lab:
         assert self.payments is not None
         data_dir = self.out / "shops" / f"{name}-{uuid.uuid4().hex[:6]}"
         data_dir.mkdir(parents=True)
-        for file in self.base.glob("shop.db*"):
-            shutil.copy(file, data_dir / file.name)
+        real: dict[str, Any] = {"database_url": None, "redis_url": None}
+        if self.real is None:
+            for file in self.base.glob("shop.db*"):
+                shutil.copy(file, data_dir / file.name)
+        else:
+            url, namespace = await self.real.copy()
+            real = {"database_url": url, "redis_url": self.real.redis_url, "namespace": namespace}
         merged: dict[str, Any] = {
+            **real,
             "data_dir": data_dir,
             "secret_key": SECRET,
             "admin_token": SECRET,
@@ -178,10 +198,12 @@ class Lab:
         return Shop(name, process, naive, data_dir, merged)
 
     async def stop(self, shop: Shop) -> None:
-        """Stop one shop (the others go on)."""
+        """Stop one shop (the others go on); drop its database when it has its own."""
         shop.process.stop()
         with contextlib.suppress(ValueError):
             self.processes.remove(shop.process)
+        if self.real is not None and shop.settings.get("database_url"):
+            await self.real.drop(shop.settings["database_url"])
 
     # -- the simulators ------------------------------------------------------------------
 

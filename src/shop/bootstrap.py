@@ -51,7 +51,11 @@ def payment_policy(settings: Settings) -> tuple[Pipeline, Bulkhead | None, Circu
     of transient failures within a budget, a breaker, a bulkhead, and a deadline per attempt.
     The naive twins drop the breaker, the bulkhead or the budget."""
     per_attempt = settings.payment_timeout / PAYMENT_ATTEMPTS
-    budget = None if settings.is_naive(Naive.RETRY_BUDGET) else RetryBudget(settings.retry_budget, min_per_second=1.0)
+    budget = (
+        None
+        if settings.is_naive(Naive.RETRY_BUDGET)
+        else RetryBudget(settings.retry_budget, min_per_second=1.0)
+    )
     breaker = (
         None
         if settings.is_naive(Naive.BREAKER)

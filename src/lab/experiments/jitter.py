@@ -32,6 +32,9 @@ async def measure(lab: Lab, shop: Shop) -> dict[str, float]:
 
     settings = load_settings(
         data_dir=shop.data_dir,
+        database_url=shop.settings.get("database_url"),
+        redis_url=shop.settings.get("redis_url"),
+        namespace=shop.settings.get("namespace", "shop"),
         naive=shop.naive,
         cache_ttl=TTL,
         payments_urls=shop.settings["payments_urls"],
