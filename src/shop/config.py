@@ -47,7 +47,10 @@ def _split(value: Any) -> Any:
 class Settings(BaseSettings):
     """Everything a shop process reads from its environment (``SHOP_`` + the upper-cased name)."""
 
-    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="forbid", frozen=True)
+    # An empty variable counts as unset (a parent that clears SHOP_DATABASE_URL for a child).
+    model_config = SettingsConfigDict(
+        env_prefix="SHOP_", extra="forbid", frozen=True, env_ignore_empty=True
+    )
 
     data_dir: Path = Path(".shop")
     """Where the embedded defaults keep their files (the SQLite database, the JWT secret)."""

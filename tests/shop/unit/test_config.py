@@ -89,3 +89,11 @@ def test_serve_refuses_workers_with_the_in_process_session_store() -> None:
     assert result.returncode == 2
     assert "--workers=2" in result.stderr
     assert "SHOP_REDIS_URL" in result.stderr
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DATABASE_URL", "")
+    monkeypatch.setenv("SHOP_REDIS_URL", "")
+    settings = load_settings()
+    assert settings.database_url is None
+    assert settings.redis_url is None
