@@ -289,6 +289,11 @@ class OpenDriver(_Driver):
         if self.scheduling:
             if self.idle and self.timer is None:
                 delay = self.next_due - EARLY - now
+                if 0 < delay < EARLY:
+                    # uvloop runs a timer under 0.5 ms at once (it counts whole milliseconds),
+                    # so arrivals 0.5 ms apart kept the loop spinning: wake a millisecond on,
+                    # which sends the arrival at most EARLY before its time, as allowed.
+                    delay = EARLY
                 self.timer = self.loop.call_later(delay if delay > 0 else 0, self._pump)
         elif self.busy == 0:
             self._finish()

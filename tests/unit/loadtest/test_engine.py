@@ -132,3 +132,30 @@ async def test_an_open_run_holds_nothing_per_request() -> None:
     assert (small.totals.requests, large.totals.requests) == (1000, 4000)
     assert max(_containers(small)) < 1000
     assert max(_containers(large)) < 1000  # four times the requests, no container near them
+
+
+def test_the_open_model_does_not_spin_between_close_arrivals() -> None:
+    # Found by bench/loadgen.py: uvloop runs a timer under 0.5 ms at once, so arrivals 0.5 ms
+    # apart kept the loop busy (a whole core at 2,000/s). CPU time, not wall time, is asserted:
+    # a spinning loop burns about a CPU-second per second whatever else the machine does.
+    import resource
+
+    import uvloop
+
+    from tailguard.loadtest import run
+    from tests.unit.loadtest.responders import ResponderProcess
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    with ResponderProcess() as responder:
+
+        async def main() -> tuple[int, float]:
+            before = cpu()
+            result = await run(responder.url, rate=2000, duration=2.0)
+            return result.totals.requests, cpu() - before
+
+        requests, spent = uvloop.run(main())
+    assert requests >= 3500
+    assert spent < 1.5, f"{spent:.2f} CPU-seconds for 2 s of arrivals: the timer spins"
