@@ -15,7 +15,7 @@ from lab.stack import Lab
 __all__ = ["sweep_and_plan"]
 
 LEVELS = (1, 2, 4, 8, 16, 32)
-SECONDS = 1.5
+SECONDS = 1.0
 
 
 def _rss_mb(pid: int) -> float:

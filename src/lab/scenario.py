@@ -15,7 +15,7 @@ from tailguard.loadtest import User, between, run, task
 __all__ = ["realistic"]
 
 USERS = 40
-SECONDS = 10.0
+SECONDS = 8.0
 
 
 async def realistic(lab: Lab, *, log: Callable[[str], None]) -> dict[str, Any]:

@@ -78,5 +78,5 @@ EXPERIMENT = Experiment(
     unit="loads/s",
     lower_is_better=True,
     measure=measure,
-    rounds=3,
+    rounds=2,
 )

@@ -57,6 +57,6 @@ EXPERIMENT = Experiment(
     unit="ms",
     lower_is_better=True,
     measure=measure,
-    rounds=3,
+    rounds=2,
     settings={"cart_rate": "50/second"},
 )
