@@ -21,6 +21,7 @@ from shop.adapters.payments import Charge, ChargeRejected, PaymentUnavailable
 from shop.domain.model import Cart, Order, OrderStatus, UnknownProduct, User
 from shop.service_layer import messagebus
 from shop.service_layer.services import Services
+from shop.service_layer.unit_of_work import UnitOfWork
 from shop.service_layer.views import NotFound, order_dict
 from tailguard.errors import BackendUnavailable, Rejected
 from tailguard.observe.tracing import traced
@@ -200,17 +201,11 @@ async def _confirm(svc: Services, order: Order, charge: Charge, key: str) -> Ord
             fresh.confirm(charge.id)
             await uow.products.commit_stock({i.product_id: i.quantity for i in fresh.items})
         outcome = _final(201, order_dict(fresh))
-        try:
-            await uow.idempotency.save(order.user_id, key, outcome.status_code, outcome.body)
-            await uow.commit()
-        except IntegrityError:
-            # A concurrent repeat of this request confirmed it first (the key's row is the
-            # guard: this transaction, stock included, is rolled back): its answer stands.
-            await uow.rollback()
-            prior = await uow.idempotency.get(order.user_id, key)
-            if prior is None:
-                raise
-            return OrderOutcome(prior[0], prior[1], replayed=True)
+        # The key's row is the guard: if a concurrent repeat confirmed first, this whole
+        # transaction (stock included) is rolled back and its answer stands.
+        prior = await _commit_answer(uow, order.user_id, key, outcome)
+        if prior is not None:
+            return prior
         await messagebus.publish(svc, uow.collect_new_events())
     return outcome
 
@@ -237,17 +232,26 @@ async def _abandon(svc: Services, order: Order, reason: str) -> None:
         await messagebus.publish(svc, uow.collect_new_events())
 
 
+async def _commit_answer(
+    uow: UnitOfWork, user_id: int, key: str, outcome: OrderOutcome
+) -> OrderOutcome | None:
+    """Save ``outcome`` as the key's answer and commit; None when it was saved. When a
+    concurrent repeat saved first, roll back and return that answer (replayed)."""
+    try:
+        await uow.idempotency.save(user_id, key, outcome.status_code, outcome.body)
+        await uow.commit()
+    except IntegrityError:
+        await uow.rollback()
+        prior = await uow.idempotency.get(user_id, key)
+        if prior is None:
+            raise
+        return OrderOutcome(prior[0], prior[1], replayed=True)
+    return None
+
+
 async def _remember(svc: Services, user_id: int, key: str, outcome: OrderOutcome) -> OrderOutcome:
     async with svc.uow() as uow:
-        try:
-            await uow.idempotency.save(user_id, key, outcome.status_code, outcome.body)
-            await uow.commit()
-        except IntegrityError:  # a concurrent repeat saved first: its answer stands
-            await uow.rollback()
-            prior = await uow.idempotency.get(user_id, key)
-            if prior is not None:
-                return OrderOutcome(prior[0], prior[1], replayed=True)
-    return outcome
+        return await _commit_answer(uow, user_id, key, outcome) or outcome
 
 
 async def change_price(svc: Services, product_id: int, price_cents: int) -> dict[str, Any]:
