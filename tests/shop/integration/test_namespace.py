@@ -25,7 +25,9 @@ async def test_namespaces_keep_two_shops_apart_on_one_redis(
             keys = {k.decode() async for k in client.scan_iter(match=f"{ns}:*")}
             assert any(k.startswith(f"{ns}:cart:1:") for k in keys), keys
             assert svc.keys.build("product", 9) in keys  # the L2 copy of the product
-            assert not {k.decode() async for k in client.scan_iter(match="shop:cart:1:*")} & keys
+            session = http.cookies["shop_session"]
+            assert f"{ns}:cart:1:{session}" in keys
+            assert not await client.exists(f"shop:cart:1:{session}")  # not the default prefix
     finally:
         async for key in client.scan_iter(match=f"{ns}:*"):
             await client.delete(key)
