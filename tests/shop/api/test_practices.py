@@ -148,6 +148,7 @@ async def test_readyz_reports_dependencies_and_the_naive_twins(shop: ShopFactory
         assert ready.status_code == 200
         assert body["ready"]
         assert body["naive"] == ["breaker", "cache"]
+        assert body["degraded"] == []
         assert set(body["dependencies"]) >= {"database", "sessions", "payments", "recommender"}
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         metrics = await client.get("/metrics")
@@ -155,6 +156,24 @@ async def test_readyz_reports_dependencies_and_the_naive_twins(shop: ShopFactory
         assert 'tailguard_http_requests_total{method="GET",route="/readyz"' in metrics.text
         assert 'name="database"' in metrics.text  # the pool's saturation is watched
         assert 'tailguard_db_statements_total{name="database"}' in metrics.text
+
+
+async def test_readyz_is_503_without_the_database(shop: ShopFactory) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async with shop() as (app, client):
+        extras = app.state.services.extras
+        real = extras["engine"]
+        extras["engine"] = create_async_engine("sqlite+aiosqlite:////nonexistent/dir/shop.db")
+        try:
+            ready = await client.get("/readyz")
+        finally:
+            await extras["engine"].dispose()
+            extras["engine"] = real
+        assert ready.status_code == 503, ready.text
+        assert not ready.json()["ready"]
+        assert ready.json()["dependencies"]["database"].startswith("down")
+        assert (await client.get("/readyz")).status_code == 200
 
 
 async def _slow_recommender(app: object, client: httpx.AsyncClient, seconds: float) -> None:

@@ -81,7 +81,9 @@ async def test_reads_survive_a_dead_redis_and_carts_come_back(
         statuses = {name: r.status_code for name, r in sampled.items()}
         print(f"\nwith Redis dead: {statuses}, readyz {ready.status_code}")
         assert statuses == dict.fromkeys(sampled, 200), statuses
-        assert ready.status_code == 503
+        # Ready (degraded): Redis is shared, so no other instance would do better.
+        assert ready.status_code == 200
+        assert ready.json()["degraded"] == ["redis", "sessions"]
         assert ready.json()["dependencies"]["redis"].startswith("down")
         assert ready.json()["dependencies"]["sessions"].startswith("down")
         dashboard = sampled["dashboard"].json()

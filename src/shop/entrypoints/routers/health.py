@@ -1,4 +1,11 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (each dependency answers)."""
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: the database answers).
+
+Readiness is what a load balancer acts on, so it fails only for what another instance could do
+better: without its database an instance serves nothing useful. Redis, the payment gateway and
+the recommender are shared by every instance; when one of them is down, taking every instance
+out of the balancer would turn a degraded shop (catalogue reads from the database, carts 503)
+into a dead one. Those are reported as ``degraded`` with ``ready`` still true.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,9 @@ router = APIRouter(tags=["health"])
 
 READY_TIMEOUT = 0.1
 """Seconds each dependency has to answer /readyz."""
+
+REQUIRED = ("database",)
+"""The dependencies without which the instance is not ready (503)."""
 
 
 @router.get("/healthz")
@@ -46,7 +56,7 @@ def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[Any]]]:
 )
 async def readyz(svc: ServicesDep) -> JSONResponse:
     """Each dependency within 100 ms, the payment breaker's state, and the practices switched
-    to their naive twin; 503 when a dependency is down."""
+    to their naive twin; 503 only when the database is down (the others are ``degraded``)."""
 
     async def run(check: Callable[[], Awaitable[Any]]) -> str:
         try:
@@ -63,9 +73,11 @@ async def readyz(svc: ServicesDep) -> JSONResponse:
         status["payments_breaker"] = str(breaker.state)
         if breaker.state == "open":
             status["payments"] = "down: circuit open"
-    ready = all(v == "ok" for k, v in status.items() if k != "payments_breaker")
+    degraded = sorted(k for k, v in status.items() if k not in REQUIRED and v.startswith("down"))
+    ready = all(status[k] == "ok" for k in REQUIRED)
     body = {
         "ready": ready,
+        "degraded": degraded,
         "dependencies": status,
         "naive": sorted(str(p) for p in svc.settings.naive),
     }
