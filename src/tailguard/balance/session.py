@@ -54,6 +54,61 @@ __all__ = ["BalancedSession"]
 _REPLAYABLE = (bytes, bytearray, str, dict, list, tuple)
 
 
+class _BodyWatch:
+    """Ends a streamed response's :class:`Outcome` when its body ends, or when the response is
+    released or closed first (it wraps that response's ``release`` and ``close``).
+
+    Once the outcome has ended the wrappers are taken off again, so the response no longer
+    refers to this object: aiohttp's own per-request objects are freed by reference counting,
+    and a cycle left behind by every request would hand each one to the cyclic garbage
+    collector instead (a full collection of a busy heap costs milliseconds).
+    """
+
+    __slots__ = ("outcome", "response")
+
+    def __init__(self, response: aiohttp.ClientResponse, outcome: Outcome) -> None:
+        self.response = response
+        self.outcome = outcome
+        response.release = self.release  # type: ignore[method-assign]
+        response.close = self.close  # type: ignore[method-assign]
+        response.content.on_eof(self.eof)
+
+    def eof(self) -> None:
+        self.outcome.end()
+        self._unwrap()
+
+    def _unwrap(self) -> None:
+        attributes = vars(self.response)
+        attributes.pop("release", None)
+        attributes.pop("close", None)
+
+    def settle(self) -> None:
+        """The response is released or closed: end the outcome as its body and task say."""
+        outcome = self.outcome
+        if not outcome.done:
+            error = self.response.content.exception()
+            if error is not None:  # the body failed before it ended
+                outcome.end(error)
+            else:
+                try:
+                    task = asyncio.current_task()
+                except RuntimeError:  # released outside a loop (garbage collection)
+                    task = None
+                if task is not None and task.cancelling():
+                    outcome.end(asyncio.CancelledError())
+                else:
+                    outcome.end()  # released or closed with the body unread, or read in part
+        self._unwrap()
+
+    def release(self) -> Any:
+        self.settle()
+        return self.response.release()  # the class's own, now that the wrapper is off
+
+    def close(self) -> None:
+        self.settle()
+        self.response.close()
+
+
 class BalancedSession:
     """Balance aiohttp requests over ``endpoints`` (base URLs, or a ready :class:`Balancer`;
     the other settings are as for :class:`~tailguard.balance.BalancedTransport`).
@@ -112,35 +167,10 @@ class BalancedSession:
         result.release()
 
     def track(self, result: aiohttp.ClientResponse, outcome: Outcome) -> None:
-        release, close = result.release, result.close
-
-        def settle() -> None:
-            if outcome.done:
-                return
-            error = result.content.exception()
-            if error is not None:  # the body failed before it ended
-                outcome.end(error)
-                return
-            try:
-                task = asyncio.current_task()
-            except RuntimeError:  # released outside a loop (garbage collection)
-                task = None
-            if task is not None and task.cancelling():
-                outcome.end(asyncio.CancelledError())
-            else:
-                outcome.end()  # released or closed with the body unread, or read in part
-
-        def tracked_release() -> Any:
-            settle()
-            return release()
-
-        def tracked_close() -> None:
-            settle()
-            close()
-
-        result.release = tracked_release  # type: ignore[method-assign]
-        result.close = tracked_close  # type: ignore[method-assign]
-        result.content.on_eof(outcome.end)  # at once when the body has already ended
+        if result.content.is_eof():  # the whole body came with the headers (the common case)
+            outcome.end()
+        else:
+            _BodyWatch(result, outcome)
 
     # -- aiohttp ---------------------------------------------------------------------------
 
