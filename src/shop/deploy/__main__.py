@@ -190,22 +190,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_urls(report["urls"])
             return 0 if report["running"] else 1
         if args.command == "kill":
-            print(
-                f"killed {stack.instance_names[args.instance]} (pid "
-                f"{stack.kill_instance(args.instance)})"
-            )
+            pid = stack.kill_instance(args.instance)
+            print(f"killed {stack.instance_names[args.instance]} (pid {pid})")
             return 0
         stack.restart_instance(args.instance)
         print(f"restarted {stack.instance_names[args.instance]}")
         return 0
     except ConfigurationError as exc:
-        print(
-            f"shop.deploy: --{exc.setting.replace('_', '-')}={exc.value!r}: "
-            f"expected {exc.expected}",
-            file=sys.stderr,
-        )
+        option = exc.setting if "[" in exc.setting else exc.setting.replace("_", "-")
+        print(f"shop.deploy: --{option}={exc.value!r}: expected {exc.expected}", file=sys.stderr)
         return 2
-    except (StackError, IndexError) as exc:
+    except StackError as exc:
         print(f"shop.deploy: {exc}", file=sys.stderr)
         return 1
 

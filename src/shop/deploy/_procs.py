@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["alive", "free_port", "kill", "marked", "port_in_use", "started_at", "wait_gone"]
+__all__ = ["alive", "free_port", "marked", "port_in_use", "signal", "started_at", "wait_gone"]
 
 MARKER = "TAILGUARD_STACK"
 """The environment variable naming the stack every one of its processes belongs to."""
@@ -38,17 +37,18 @@ def alive(pid: int, started: int | None = None) -> bool:
     return now is not None and (started is None or now == started)
 
 
-def kill(pid: int, started: int | None = None) -> bool:
-    """SIGKILL ``pid`` (and its process group when it leads one) if it is still the process
-    started at ``started``; True when a signal was sent."""
+def signal(pid: int, started: int | None, signum: int) -> bool:
+    """Send ``signum`` to ``pid`` (and to its process group when it leads one, as each program
+    supervisord starts does) if it is still the process started at ``started``; True when
+    sent."""
     if not alive(pid, started):
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signum)
             return True
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
         return True
     return False
 
@@ -83,8 +83,10 @@ def marked(stack_id: str) -> dict[int, int]:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """True when ``host:port`` cannot be bound (someone listens there)."""
+    """True when a server could not listen on ``host:port`` (someone listens there)."""
     with socket.socket() as sock:
+        # As servers do: connections of a stopped server in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

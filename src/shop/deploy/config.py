@@ -43,6 +43,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 HAPROXY = "/usr/sbin/haproxy"
 MAX_WEIGHT = 256  # HAProxy's bound on a server weight
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # shop.config.Settings.namespace
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -147,6 +148,12 @@ class StackConfig:
                 raise bad(option, getattr(self, option), "an integer >= 1")
         if self.retries < 0:
             raise bad("retries", self.retries, "an integer >= 0")
+        for key, value in self.env.items():
+            if not _VARIABLE.match(key):
+                raise bad("env", key, "an environment variable name")
+            if '"' in value or value[:1] == "'" or value[-1:] == "'" or "\n" in value:
+                # supervisord strips quotes from a value's ends; one line per setting
+                raise bad(f"env[{key!r}]", value, 'one line without " or a quote at either end')
         for option in ("seed_users", "seed_products", "seed_orders"):
             if getattr(self, option) < 0:
                 raise bad(option, getattr(self, option), "an integer >= 0")

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -341,9 +342,15 @@ class Stack:
         pids["supervisord"] = self.supervisor.pid()
         return pids
 
+    def _name(self, i: int) -> str:
+        names = self.instance_names
+        if not 0 <= i < len(names):
+            raise StackError(f"no instance {i}: the stack has {len(names)} (0..{len(names) - 1})")
+        return names[i]
+
     def instance_pid(self, i: int) -> int:
         """The pid of instance ``i`` (0 when it is not running)."""
-        return self.supervisor.process(self.instance_names[i]).pid
+        return self.supervisor.process(self._name(i)).pid
 
     def kill_instance(self, i: int) -> int:
         """SIGKILL instance ``i`` by pid (a crash: nothing drains); returns the pid killed.
@@ -353,15 +360,15 @@ class Stack:
         """
         pid = self.instance_pid(i)
         if not pid:
-            raise StackError(f"{self.instance_names[i]} is not running")
-        if not _procs.kill(pid):
-            raise StackError(f"{self.instance_names[i]} (pid {pid}) could not be killed")
+            raise StackError(f"{self._name(i)} is not running")
+        if not _procs.signal(pid, None, signal.SIGKILL):
+            raise StackError(f"{self._name(i)} (pid {pid}) could not be killed")
         return pid
 
     def restart_instance(self, i: int, timeout: float = READY_TIMEOUT) -> None:
         """Stop instance ``i`` (SIGTERM: it drains), start it again, and wait up to ``timeout``
         seconds until it is ready and HAProxy sees it UP."""
-        name = self.instance_names[i]
+        name = self._name(i)
         if self.supervisor.process(name).state in ("RUNNING", "STARTING", "BACKOFF"):
             self.supervisor.stop(name)
         self.supervisor.start(name)
@@ -373,7 +380,7 @@ class Stack:
         ``stack.json`` only until the next start (pass ``weights`` in the config for that)."""
         if not 0 <= weight <= 256:
             raise StackError(f"weight={weight!r}: expected an integer from 0 to 256")
-        self.haproxy.set_weight("shop", self.instance_names[i], weight)
+        self.haproxy.set_weight("shop", self._name(i), weight)
 
     def reconfigure(
         self,
@@ -423,45 +430,46 @@ class Stack:
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> list[int]:
-        """Stop everything the stack started: supervisord shuts its programs down (SIGTERM,
-        SIGKILL after 10 s), then every pid of the stack still alive is killed (those in
-        ``stack.json`` and those marked with the stack's id). Returns the pids that had to be
-        killed. Waits at most ``timeout`` seconds (and 5 more for the kills)."""
+        """Stop everything the stack started.
+
+        supervisord shuts its programs down (SIGTERM to each group, SIGKILL after 10 s) and
+        exits, within ``timeout`` seconds. Then any process of the stack still alive (a pid in
+        ``stack.json`` or one marked with the stack's id, e.g. when supervisord itself had
+        died) gets SIGTERM, and SIGKILL 5 s later. Returns the pids that were left over.
+        """
         if self._plan is None:
             return []
         plan = self.plan
         known: dict[int, int | None] = {}
-        try:
+        with contextlib.suppress(OSError, ValueError):
             saved = json.loads(plan.stack_json.read_text()).get("pids", {})
             known.update({pid: started for pid, started in saved.values()})
-        except (OSError, ValueError):
-            pass
         supervisor = Supervisor(plan.supervisor_socket, timeout=timeout)
         if supervisor.reachable():
-            try:
-                for pid in self.pids().values():
-                    known[pid] = _procs.started_at(pid)
+            with contextlib.suppress(OSError):
+                pids = self.pids()
+                known.update({pid: _procs.started_at(pid) for pid in pids.values()})
                 supervisor.shutdown()
-            except OSError:
-                pass
-        known.update(_procs.marked(plan.stack_id))
+                daemon = pids["supervisord"]
+                _procs.wait_gone([(daemon, known[daemon])], timeout)
         if self._supervisord is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._supervisord.wait(timeout)
-        left = _procs.wait_gone(known.items(), timeout)
-        killed = [pid for pid in left if _procs.kill(pid, known[pid])]
-        for pid, started in _procs.marked(plan.stack_id).items():
-            if _procs.kill(pid, started):
-                killed.append(pid)
-        if self._supervisord is not None and self._supervisord.poll() is None:
-            self._supervisord.kill()
+        known.update(_procs.marked(plan.stack_id))
+        left = {pid: started for pid, started in known.items() if _procs.alive(pid, started)}
+        for pid, started in left.items():
+            _procs.signal(pid, started, signal.SIGTERM)
+        for pid in _procs.wait_gone(left.items(), 5.0):
+            _procs.signal(pid, left[pid], signal.SIGKILL)
         if self._supervisord is not None:
+            if self._supervisord.poll() is None:
+                self._supervisord.kill()
             self._supervisord.wait(5)
         still = _procs.wait_gone(known.items(), 5.0)
         if still:
             raise StackError(f"processes of the stack survived SIGKILL: {still}")
         plan.save({"stopped": True})
-        return killed
+        return sorted(left)
 
     def __enter__(self) -> Stack:
         self.start()
@@ -479,6 +487,5 @@ class Stack:
 def _die_with_parent() -> None:
     # Linux: supervisord gets SIGTERM (and stops its programs) when its parent dies.
     import ctypes
-    import signal
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

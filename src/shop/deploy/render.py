@@ -68,15 +68,10 @@ def _command(argv: Iterable[str]) -> str:
 
 
 def _environment(env: Mapping[str, str]) -> str:
-    # supervisord splits KEY="value",KEY2="value2" with a non-POSIX shlex: a value is quoted
-    # (commas allowed) and cannot hold its own quote character.
-    pairs = []
-    for key, value in env.items():
-        quote = '"' if '"' not in value else "'"
-        if quote in value:
-            raise ValueError(f"{key}: a value with both quote characters cannot be passed on")
-        pairs.append(f"{key}={quote}{_escape(value)}{quote}")
-    return ",".join(pairs)
+    # supervisord splits KEY="value",KEY2="value2" with a non-POSIX shlex (a quoted value may
+    # hold commas) and strips quote characters from a value's ends (StackConfig refuses values
+    # that would not survive that).
+    return ",".join(f'{key}="{_escape(value)}"' for key, value in env.items())
 
 
 def render_supervisord(plan: Plan, programs: list[Program], *, detach: bool) -> str:
