@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 EXTRAS := redis,postgres,otel,observe,balance,shop,loadtest,capacity,bench,dev
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test test-fast lint typecheck promtool browser bench install clean demo
+.PHONY: test test-fast lint typecheck promtool browser haproxy bench install clean demo \
+	stack stack-down stack-status
 
 # The install step reruns only when pyproject.toml changes (the stamp carries its hash).
 $(STAMP): pyproject.toml
@@ -39,10 +40,17 @@ browser:
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: lint typecheck promtool browser
+# Debian's HAProxy 2.6, for the stack (`make stack`, tests/shop/stack/).
+haproxy:
+	@test -x /usr/sbin/haproxy || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
+
+test: lint typecheck promtool browser haproxy
 	$(BIN)/pytest
 
-test-fast: lint typecheck promtool browser
+test-fast: lint typecheck promtool browser haproxy
 	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP)
@@ -54,3 +62,18 @@ clean:
 # The main job: the shop under the guide's load, each practice against its naive twin.
 demo: $(STAMP)
 	$(BIN)/tailguard demo $(DEMO_ARGS)
+
+# The shop stack on loopback: HAProxy before N shop instances, the worker and the simulators,
+# run by supervisord on the local PostgreSQL and Redis. State, logs and URLs in $(STACK_DIR).
+# make stack STACK_ARGS="--instances 4 --balance leastconn --weights 3,1,1,1"
+STACK_DIR ?= out/stack
+STACK_ARGS ?=
+stack: $(STAMP) haproxy
+	$(BIN)/python -m shop.deploy up --state-dir $(STACK_DIR) $(STACK_ARGS)
+
+# Stops what `make stack` started, by pid: supervisord shuts down, then any pid left is killed.
+stack-down:
+	$(BIN)/python -m shop.deploy down --state-dir $(STACK_DIR)
+
+stack-status:
+	$(BIN)/python -m shop.deploy status --state-dir $(STACK_DIR)
