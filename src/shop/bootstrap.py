@@ -7,25 +7,33 @@ given) and stops all of it on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from shop.adapters.analytics import MemorySalesAnalytics, RedisSalesAnalytics, SalesAnalytics
 from shop.adapters.db import create_engine, session_factory
+from shop.adapters.eventstream import EventStream, MemoryEventStream, RedisEventStream
 from shop.adapters.payments import HttpPaymentGateway, is_transient
 from shop.adapters.recommendations import HttpRecommender
 from shop.adapters.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from shop.config import Naive, Settings
+from shop.service_layer.consumers import EventContext
+from shop.service_layer.relay import OutboxRelay
 from shop.service_layer.services import Services
 from shop.service_layer.unit_of_work import SqlAlchemyUnitOfWork
-from tailguard.cache import MemoryTier, RedisInvalidation, RedisTier, TieredCache
+from shop.service_layer.worker import EventWorker
+from tailguard.cache import CacheKey, MemoryTier, RedisInvalidation, RedisTier, TieredCache
+from tailguard.errors import ConfigurationError
 from tailguard.ratelimit import GCRA, MemoryStorage, RedisStorage
 from tailguard.resilience import Bulkhead, CircuitBreaker, Pipeline, Retry, RetryBudget, Timeout
 
-__all__ = ["bootstrap", "payment_policy", "prepare_database", "secret_file"]
+__all__ = ["bootstrap", "bootstrap_worker", "payment_policy", "prepare_database", "secret_file"]
 
 _log = logging.getLogger("shop.bootstrap")
 
@@ -103,32 +111,9 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
             await prepare_database(engine)
         factory = session_factory(engine)
 
-        redis_client: Any = None
-        if settings.redis_url:
-            import redis.asyncio as aioredis
-
-            redis_client = aioredis.Redis.from_url(
-                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-            stack.push_async_callback(redis_client.aclose)
-
-        naive_jitter = settings.is_naive(Naive.JITTER)
-        tiers: list[Any] = [MemoryTier(max_entries=50_000, name="memory")]
-        if redis_client is not None:
-            tiers.append(RedisTier(redis_client))
-        cache = TieredCache(
-            tiers,
-            name="shop",
-            jitter=0.0 if naive_jitter else 0.1,
-            single_flight=not naive_jitter,
-            early_refresh=None if naive_jitter else 1.0,
-            invalidation=(
-                RedisInvalidation(redis_client, channel=f"{settings.namespace}:invalidate")
-                if redis_client is not None
-                else None
-            ),
-        )
-        await stack.enter_async_context(cache)
+        redis_client = await _redis_client(stack, settings.redis_url)
+        broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
+        cache = await _cache(stack, settings, redis_client)
 
         sessions: SessionStore
         if redis_client is not None:
@@ -160,9 +145,10 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
                 settings.cart_rate, storage=storage, prefix=f"{settings.namespace}:rl", name="cart"
             )
 
+        events = _Events(settings, factory, broker or redis_client, cache)
         svc = Services(
             settings=settings,
-            uow=lambda: SqlAlchemyUnitOfWork(factory),
+            uow=events.uow,
             cache=cache,
             sessions=sessions,
             payments=HttpPaymentGateway(pay_session, policy),
@@ -177,6 +163,9 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
                 Retry(3, on=is_transient, delay=0.05, name="payments-void"),
             ),
             limiter=limiter,
+            stream=events.stream,
+            relay=events.relay,
+            analytics=events.analytics,
             extras={
                 "engine": engine,
                 "redis": redis_client,
@@ -187,7 +176,133 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
                 "servers": servers,
             },
         )
+        svc.worker = events.worker(f"embedded-{os.getpid()}") if settings.embedded_worker else None
+        await stack.enter_async_context(_running(events.relay, svc.worker))
         yield svc
+
+
+@contextlib.asynccontextmanager
+async def bootstrap_worker(
+    settings: Settings, *, consumer: str | None = None
+) -> AsyncIterator[EventWorker]:
+    """The parts of ``shop worker``: the event worker on the Redis stream, with an outbox relay
+    of its own (so events still go out while no shop instance runs). Needs SHOP_REDIS_URL."""
+    if not settings.event_broker_url:
+        raise ConfigurationError(
+            "SHOP_REDIS_URL",
+            None,
+            "shop worker reads the Redis stream; without Redis each shop process runs its own "
+            "worker (SHOP_EVENTS_WORKER=auto)",
+        )
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        redis_client = await _redis_client(stack, settings.redis_url)
+        broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
+        cache = await _cache(stack, settings, redis_client)
+        events = _Events(settings, session_factory(engine), broker or redis_client, cache)
+        worker = events.worker(consumer)
+        await stack.enter_async_context(_running(events.relay, None))
+        yield worker
+
+
+class _Events:
+    """The event parts of a process: the stream, the relay, analytics, the worker's context."""
+
+    def __init__(self, settings: Settings, factory: Any, broker: Any, cache: TieredCache) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.stream: EventStream
+        self.analytics: SalesAnalytics
+        if broker is not None:
+            self.stream = RedisEventStream(
+                broker, f"{settings.namespace}:events", maxlen=settings.events_maxlen
+            )
+            self.analytics = RedisSalesAnalytics(broker, prefix=settings.namespace)
+        else:
+            self.stream = MemoryEventStream()
+            self.analytics = MemorySalesAnalytics()
+        self.relay = OutboxRelay(
+            self.uow, self.stream, batch=settings.events_batch, interval=settings.relay_interval
+        )
+        self.cache = cache
+        self.keys = CacheKey(settings.namespace, version="v1")
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self.factory, on_outbox=self.relay.nudge)
+
+    async def _evict(self, key: str) -> None:
+        await self.cache.delete(key)
+
+    def worker(self, consumer: str | None) -> EventWorker:
+        ctx = EventContext(self.uow, self.analytics, self._evict, self.keys)
+        return EventWorker(
+            self.stream,
+            ctx,
+            consumer=consumer,
+            batch=self.settings.events_batch,
+            claim_idle=self.settings.events_claim_idle,
+            max_deliveries=self.settings.events_max_deliveries,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _running(relay: OutboxRelay, worker: EventWorker | None) -> AsyncIterator[None]:
+    """One relay pass now (what an earlier process left), then the relay (and the worker) as
+    tasks; cancelled on the way out."""
+    try:
+        await relay.run_once()
+    except Exception as exc:  # the stream or database is down: the task keeps trying
+        _log.warning("outbox relay at start: %r", exc)
+    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    if worker is not None:
+        tasks.append(asyncio.create_task(worker.run(), name="event-worker"))
+    try:
+        yield
+    finally:
+        # Stop flags first: a cancellation that lands inside a database call can be swallowed
+        # by the driver, and the flags end the loops anyway.
+        relay.stop()
+        if worker is not None:
+            worker.stop()
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=10.0)
+        for task in pending:
+            _log.error("%s did not stop within 10 s", task.get_name())
+
+
+async def _redis_client(stack: contextlib.AsyncExitStack, url: str | None) -> Any:
+    if not url:
+        return None
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    stack.push_async_callback(client.aclose)
+    return client
+
+
+async def _cache(
+    stack: contextlib.AsyncExitStack, settings: Settings, redis_client: Any
+) -> TieredCache:
+    naive_jitter = settings.is_naive(Naive.JITTER)
+    tiers: list[Any] = [MemoryTier(max_entries=50_000, name="memory")]
+    if redis_client is not None:
+        tiers.append(RedisTier(redis_client))
+    cache = TieredCache(
+        tiers,
+        name="shop",
+        jitter=0.0 if naive_jitter else 0.1,
+        single_flight=not naive_jitter,
+        early_refresh=None if naive_jitter else 1.0,
+        invalidation=(
+            RedisInvalidation(redis_client, channel=f"{settings.namespace}:invalidate")
+            if redis_client is not None
+            else None
+        ),
+    )
+    await stack.enter_async_context(cache)
+    return cache
 
 
 async def prepare_database(engine: Any) -> None:

@@ -110,6 +110,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     """Largest request body accepted, in bytes (413 beyond)."""
 
+    broker_url: str | None = None
+    """The Redis holding the event stream (redis://host:port/db); default SHOP_REDIS_URL. A
+    separate one keeps the events apart from sessions and cache."""
+    events_worker: Literal["auto", "embedded", "off"] = "auto"
+    """Who applies the order events: ``embedded`` a worker inside each serving process (on an
+    in-process stream without Redis), ``off`` a separate ``shop worker``; ``auto`` is embedded
+    without SHOP_REDIS_URL and off with it."""
+    events_batch: int = Field(100, ge=1, le=10_000)
+    """Events the relay publishes and a worker takes per pass."""
+    events_claim_idle: float = Field(30.0, gt=0)
+    """Seconds an event may stay pending with a consumer before another one claims it."""
+    events_max_deliveries: int = Field(5, ge=1, le=1000)
+    """Deliveries of one event before it goes to the dead-letter stream."""
+    events_maxlen: int = Field(1_000_000, ge=1000)
+    """The stream's approximate cap in entries (older entries are trimmed)."""
+    relay_interval: float = Field(1.0, gt=0)
+    """Seconds an idle outbox relay waits before looking again; a commit in the same process
+    wakes it at once, so this bounds only the delay of rows another process left."""
+
     tracing: Literal["off", "console", "otlp"] = "off"
     """OpenTelemetry spans: none, one line each on stdout, or OTLP/HTTP to
     ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
@@ -144,7 +163,7 @@ class Settings(BaseSettings):
             raise ValueError("expected postgresql+asyncpg://... or sqlite+aiosqlite:///...")
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "broker_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
@@ -169,6 +188,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'shop.db').resolve()}"
+
+    @property
+    def event_broker_url(self) -> str | None:
+        """The Redis of the event stream: SHOP_BROKER_URL, else SHOP_REDIS_URL, else none (an
+        in-process stream)."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def embedded_worker(self) -> bool:
+        """True when each serving process applies the order events itself."""
+        if self.events_worker == "auto":
+            return not self.event_broker_url
+        return self.events_worker == "embedded"
 
     @property
     def embedded_database(self) -> bool:

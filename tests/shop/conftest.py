@@ -8,15 +8,21 @@ client) of seeded user ``user_id``.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from shop.config import load_settings
 from shop.entrypoints.app import create_app
@@ -29,6 +35,9 @@ async def run_shop(
     data_dir: Path, **overrides: Any
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The shop on ``data_dir`` (migrated and seeded with the defaults on first use)."""
+    # The relay's idle sweep would add a statement at random to the tests that count them;
+    # commits still wake it at once.
+    overrides.setdefault("relay_interval", 3600.0)
     settings = load_settings(data_dir=data_dir, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -93,3 +102,36 @@ async def sign_in(client: httpx.AsyncClient, user_id: int) -> dict[str, str]:
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _run(factory: Callable[[], Awaitable[None]]) -> None:
+    """Run a coroutine in a worker thread's own event loop (from a sync, module-scoped fixture,
+    outside the loops pytest-asyncio manages)."""
+
+    async def main() -> None:
+        await factory()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def shop_database(database_url: str) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database on the ``database_url`` server, for this module;
+    the first shop started on it migrates and seeds it."""
+    name = f"shop_it_{uuid.uuid4().hex[:16]}"
+    server = make_url(database_url)
+
+    async def admin(statement: str) -> None:
+        engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql(statement)
+        finally:
+            await engine.dispose()
+
+    _run(lambda: admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        _run(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -28,8 +28,12 @@ __all__ = [
     "idempotency",
     "inventory",
     "metadata",
+    "order_emails",
     "order_items",
     "orders",
+    "outbox",
+    "processed_events",
+    "product_sales",
     "products",
     "start_mappers",
     "users",
@@ -112,6 +116,52 @@ idempotency = Table(
     Column("key", String(200), primary_key=True),
     Column("status_code", Integer(), nullable=False),
     Column("body", JSON(), nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+)
+
+# The transactional outbox: an integration event is written here in the transaction that made
+# it happen; the relay publishes unsent rows (``sent_at`` null) in id order and marks them.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    # The event's identity everywhere downstream (stream entry, processed_events): unique across
+    # databases, so events of different shards never collide.
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("topic", String(64), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Column("sent_at", DateTime(), nullable=True),
+    Index("ix_outbox_sent_at_id", "sent_at", "id"),
+)
+
+# The event worker's effects, each in one transaction with the row that says it is done.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", DateTime(), nullable=False),
+)
+
+product_sales = Table(
+    "product_sales",
+    metadata,
+    # Inventory counters kept by the worker from order events (units, not money).
+    Column("product_id", Id, ForeignKey("products.id"), primary_key=True),
+    Column("reserved", BigInteger(), nullable=False, default=0),
+    Column("sold", BigInteger(), nullable=False, default=0),
+    Column("released", BigInteger(), nullable=False, default=0),
+)
+
+order_emails = Table(
+    "order_emails",
+    metadata,
+    # The confirmation "email" of an order: written once, however often its event arrives.
+    Column("order_id", Id, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text(), nullable=False),
     Column("created_at", DateTime(), nullable=False),
 )
 

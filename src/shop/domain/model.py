@@ -246,7 +246,7 @@ class Order(_Aggregate):
 
     def placed(self) -> None:
         """Record that the order exists (its id is known) and its stock is reserved."""
-        self._record(OrderCreated(self.id, self.user_id, self.total_cents))
+        self._record(OrderCreated(self.id, self.user_id, self.total_cents, self._lines()))
 
     def confirm(self, charge_id: str) -> None:
         """The charge succeeded: the order is final."""
@@ -254,13 +254,18 @@ class Order(_Aggregate):
             return
         self.status = OrderStatus.CONFIRMED
         self.charge_id = charge_id
-        self._record(OrderConfirmed(self.id, self.user_id, self.total_cents, charge_id))
+        self._record(
+            OrderConfirmed(self.id, self.user_id, self.total_cents, charge_id, self._lines())
+        )
 
     def fail(self, reason: str) -> None:
         """The order will not be charged: it is to be removed and its stock released."""
         if self.status == OrderStatus.CONFIRMED:
             raise DomainError(f"order {self.id} is confirmed and cannot fail")
-        self._record(OrderFailed(self.id, self.user_id, reason))
+        self._record(OrderFailed(self.id, self.user_id, reason, self._lines()))
+
+    def _lines(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((i.product_id, i.quantity, i.price_cents) for i in self.items)
 
 
 def check_quantity(quantity: int) -> int:

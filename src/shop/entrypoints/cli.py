@@ -1,4 +1,4 @@
-"""The ``shop`` command: serve, migrate, seed, and the two simulators standalone.
+"""The ``shop`` command: serve, migrate, seed, worker, and the two simulators standalone.
 
 Exit codes: 0 done, 1 failed, 2 a usage or configuration error (one line naming what).
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from shop.config import Settings, load_settings
 from tailguard.errors import ConfigurationError
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-prepare", action="store_true", help="skip migrate and seed")
 
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+
+    worker = sub.add_parser("worker", help="apply the order events from the Redis stream")
+    worker.add_argument("--name", default=None, help="the consumer's name (default: host-pid)")
 
     seed = sub.add_parser("seed", help="fill an empty database with deterministic demo data")
     seed.add_argument("--users", type=int, default=1000)
@@ -66,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "seed":
             return asyncio.run(_seed(settings, args))
+        if args.command == "worker":
+            from shop.entrypoints.worker import run_worker
+
+            return _run(run_worker(settings, consumer=args.name))
         return _simulator(args)
     except ConfigurationError as exc:
         print(f"shop: {exc}", file=sys.stderr)
@@ -107,6 +115,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings, prepare=not args.no_prepare)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with the shop extra
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _redact(url: str) -> str:

@@ -11,11 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from shop.adapters.analytics import SalesAnalytics
+from shop.adapters.eventstream import EventStream
 from shop.adapters.payments import PaymentGateway
 from shop.adapters.recommendations import Recommender
 from shop.adapters.sessions import SessionStore
 from shop.config import Naive, Settings
+from shop.service_layer.relay import OutboxRelay
 from shop.service_layer.unit_of_work import UnitOfWork
+from shop.service_layer.worker import EventWorker
 from tailguard.cache import CacheKey, TieredCache
 
 __all__ = ["Services"]
@@ -39,6 +43,14 @@ class Services:
     """The short Timeout + Retry a void runs under (it must not wait on a breaker)."""
     limiter: Any | None
     """The cart's per-user rate limiter (None in the ``rate_limit`` naive twin)."""
+    stream: EventStream | None = None
+    """Where the outbox relay publishes the order events."""
+    relay: OutboxRelay | None = None
+    """The outbox relay running in this process."""
+    analytics: SalesAnalytics | None = None
+    """Per-product sales, kept by the event worker."""
+    worker: EventWorker | None = None
+    """The event worker in this process (None when a separate ``shop worker`` runs)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Things the entrypoints keep with the parts (the engine, the Redis client, servers)."""
 

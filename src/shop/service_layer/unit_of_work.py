@@ -8,6 +8,8 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.adapters.effects import EffectsRepository
+from shop.adapters.outbox import OutboxRepository
 from shop.adapters.repository import (
     IdempotencyRepository,
     OrderRepository,
@@ -20,12 +22,18 @@ __all__ = ["SqlAlchemyUnitOfWork", "UnitOfWork"]
 
 
 class UnitOfWork(Protocol):
-    """What a handler needs: repositories, commit, rollback, and the events to publish."""
+    """What a handler needs: repositories, commit, rollback, and the events to publish.
+
+    ``commit()`` writes the integration events of the aggregates it saw to the outbox in the
+    same transaction; ``collect_new_events()`` then yields every event of that commit.
+    """
 
     users: UserRepository
     products: ProductRepository
     orders: OrderRepository
     idempotency: IdempotencyRepository
+    outbox: OutboxRepository
+    effects: EffectsRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -48,8 +56,15 @@ class UnitOfWork(Protocol):
 class SqlAlchemyUnitOfWork:
     """``async with uow:`` opens a session; leaving it without ``commit()`` rolls back."""
 
-    def __init__(self, session_factory: Callable[[], AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: Callable[[], AsyncSession],
+        *,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
         self._factory = session_factory
+        self._on_outbox = on_outbox
+        self._committed: list[Event] = []
         self.session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -58,6 +73,9 @@ class SqlAlchemyUnitOfWork:
         self.products = ProductRepository(session)
         self.orders = OrderRepository(session)
         self.idempotency = IdempotencyRepository(session)
+        self.outbox = OutboxRepository(session)
+        self.effects = EffectsRepository(session)
+        self._committed = []
         return self
 
     async def __aexit__(
@@ -80,11 +98,19 @@ class SqlAlchemyUnitOfWork:
         return self.session
 
     async def commit(self) -> None:
-        """Make the transaction's changes durable."""
-        await self._session().commit()
+        """Make the transaction's changes durable, with the outbox rows of its integration
+        events; a failed commit drops its events (what they say did not happen)."""
+        session = self._session()
+        events = list(self._drain())
+        written = await self.outbox.add(events)
+        await session.commit()
+        self._committed.extend(events)
+        if written and self._on_outbox is not None:
+            self._on_outbox()
 
     async def rollback(self) -> None:
-        """Drop the transaction's changes."""
+        """Drop the transaction's changes and the events they produced."""
+        list(self._drain())
         await self._session().rollback()
 
     async def flush(self) -> None:
@@ -92,7 +118,11 @@ class SqlAlchemyUnitOfWork:
         await self._session().flush()
 
     def collect_new_events(self) -> Iterator[Event]:
-        """Drain the events of every aggregate the repositories handed out."""
+        """The events of what was committed, each once."""
+        while self._committed:
+            yield self._committed.pop(0)
+
+    def _drain(self) -> Iterator[Event]:
         for repo in (self.users, self.products, self.orders):
             for obj in repo.seen:
                 events: list[Any] = getattr(obj, "events", None) or []

@@ -10,21 +10,17 @@ another run left in the same Redis cannot make them pass or fail.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from shop.adapters import orm
 from shop.entrypoints.auth import COOKIE
@@ -35,39 +31,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 PROPAGATION_SECONDS = 5.0
 """How long a change may take to reach the other instance (polled, not timed)."""
-
-
-def _run(factory: Callable[[], Awaitable[None]]) -> None:
-    """Run a coroutine in a worker thread's own event loop (from a sync, module-scoped fixture,
-    outside the loops pytest-asyncio manages)."""
-
-    async def main() -> None:
-        await factory()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, main()).result(timeout=60)
-
-
-@pytest.fixture(scope="module")
-def shop_database(database_url: str) -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database on the ``database_url`` server, for this module;
-    the first shop started on it migrates and seeds it."""
-    name = f"shop_it_{uuid.uuid4().hex[:16]}"
-    server = make_url(database_url)
-
-    async def admin(statement: str) -> None:
-        engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            async with engine.connect() as connection:
-                await connection.exec_driver_sql(statement)
-        finally:
-            await engine.dispose()
-
-    _run(lambda: admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -69,13 +69,17 @@ def test_order_lifecycle_records_events_and_a_confirmed_order_cannot_fail() -> N
     order.confirm("ch_1")
     order.confirm("ch_2")  # a repeat changes nothing
     assert order.charge_id == "ch_1"
-    assert order.events == [OrderCreated(11, 3, 100), OrderConfirmed(11, 3, 100, "ch_1")]
+    lines = ((1, 1, 100),)  # (product, quantity, unit price): what the event worker counts
+    assert order.events == [
+        OrderCreated(11, 3, 100, lines),
+        OrderConfirmed(11, 3, 100, "ch_1", lines),
+    ]
     with pytest.raises(DomainError, match="confirmed"):
         order.fail("late")
     pending = Order.from_cart(3, Cart({1: 1}), {1: 100})
     pending.id = 12
     pending.fail("declined")
-    assert pending.events == [OrderFailed(12, 3, "declined")]
+    assert pending.events == [OrderFailed(12, 3, "declined", ((1, 1, 100),))]
 
 
 def test_price_and_profile_changes_record_an_event_only_when_something_changed() -> None:
