@@ -1,6 +1,5 @@
-"""What a stack is made of: :class:`StackConfig` (what the user asks for) and :class:`Plan` (the
-same with every port chosen and every program spelled out), saved as ``stack.json`` in the
-state directory so ``down`` and ``status`` work from another process.
+"""What a stack is made of, as asked for: :class:`StackConfig`, checked when made (a bad option
+raises ConfigurationError naming it). :mod:`shop.deploy.plan` turns it into ports and programs.
 
 A stack is HAProxy in front of ``instances`` ``shop serve`` processes, the event worker, the
 payment simulator and ``recommenders`` recommender simulators, all on one loopback host, against
@@ -10,10 +9,7 @@ one PostgreSQL database and one Redis namespace, each program run by supervisord
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +21,10 @@ __all__ = [
     "BALANCES",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_REDIS_URL",
+    "MAX_WEIGHT",
     "Balance",
-    "Plan",
-    "Program",
     "StackConfig",
     "StackError",
-    "find_haproxy",
 ]
 
 Balance = Literal["roundrobin", "leastconn", "source"]
@@ -40,7 +34,6 @@ BALANCES: tuple[str, ...] = get_args(Balance)
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/shop_stack"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-HAPROXY = "/usr/sbin/haproxy"
 MAX_WEIGHT = 256  # HAProxy's bound on a server weight
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # shop.config.Settings.namespace
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -189,263 +182,3 @@ class StackConfig:
         values["state_dir"] = Path(values["state_dir"])
         values["weights"] = tuple(values["weights"])
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class Program:
-    """One program of the stack, as supervisord runs it."""
-
-    name: str
-    """supervisord's name for it (``haproxy``, ``shop-0``, ``worker``, ``payments``, ...)."""
-    command: tuple[str, ...]
-    port: int | None
-    """Where it serves HTTP (None: the worker)."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    priority: int = 500
-    """supervisord starts lower priorities first and stops them last."""
-
-    @property
-    def url(self) -> str | None:
-        """``http://127.0.0.1:port`` for a program that serves HTTP."""
-        return None if self.port is None else f"http://127.0.0.1:{self.port}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A config with every port chosen: what the rendered configs and ``stack.json`` say."""
-
-    config: StackConfig
-    state_dir: Path
-    """Absolute."""
-    stack_id: str
-    """Marks every process of this stack (``TAILGUARD_STACK`` in its environment)."""
-    port: int
-    stats_port: int
-    instance_ports: tuple[int, ...]
-    payments_port: int
-    recommender_ports: tuple[int, ...]
-    haproxy: str = HAPROXY
-    python: str = sys.executable
-
-    @property
-    def host(self) -> str:
-        return self.config.host
-
-    @property
-    def url(self) -> str:
-        """The HAProxy frontend."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def stats_url(self) -> str:
-        """HAProxy's stats page (CSV at ``stats_url + ';csv'``)."""
-        return f"http://{self.host}:{self.stats_port}/"
-
-    @property
-    def instance_names(self) -> tuple[str, ...]:
-        """``shop-0``, ``shop-1``, ...: the supervisord program and the HAProxy server name."""
-        return tuple(f"shop-{i}" for i in range(len(self.instance_ports)))
-
-    @property
-    def instance_urls(self) -> tuple[str, ...]:
-        return tuple(f"http://127.0.0.1:{port}" for port in self.instance_ports)
-
-    @property
-    def payments_url(self) -> str:
-        return f"http://127.0.0.1:{self.payments_port}"
-
-    @property
-    def recommender_urls(self) -> tuple[str, ...]:
-        return tuple(f"http://127.0.0.1:{port}" for port in self.recommender_ports)
-
-    # -- files in the state directory ------------------------------------------------------
-
-    @property
-    def logs(self) -> Path:
-        return self.state_dir / "logs"
-
-    @property
-    def haproxy_cfg(self) -> Path:
-        return self.state_dir / "haproxy.cfg"
-
-    @property
-    def supervisord_conf(self) -> Path:
-        return self.state_dir / "supervisord.conf"
-
-    @property
-    def supervisord_pidfile(self) -> Path:
-        return self.state_dir / "supervisord.pid"
-
-    @property
-    def supervisor_socket(self) -> Path:
-        """supervisord's control socket (in the state dir when its path fits a socket's
-        108 bytes, in /tmp otherwise)."""
-        path = self.state_dir / "supervisor.sock"
-        if len(str(path)) < 100:
-            return path
-        return Path("/tmp") / f"tailguard-stack-{self.stack_id}.sock"
-
-    @property
-    def haproxy_socket(self) -> Path:
-        """HAProxy's runtime API (``set weight``, ``show stat``), admin level, mode 600."""
-        path = self.state_dir / "haproxy.sock"
-        if len(str(path)) < 100:
-            return path
-        return Path("/tmp") / f"tailguard-stack-{self.stack_id}-haproxy.sock"
-
-    @property
-    def stack_json(self) -> Path:
-        return self.state_dir / "stack.json"
-
-    # -- the programs ----------------------------------------------------------------------
-
-    def shop_env(self, secret_key: str, admin_token: str) -> dict[str, str]:
-        """The environment every shop program shares: one database, one Redis namespace, one
-        secret and admin token (any instance serves any user), the simulators by URL."""
-        config = self.config
-        env = {
-            "SHOP_DATABASE_URL": config.async_database_url,
-            "SHOP_REDIS_URL": config.redis_url,
-            "SHOP_NAMESPACE": config.namespace,
-            "SHOP_SECRET_KEY": secret_key,
-            "SHOP_ADMIN_TOKEN": admin_token,
-            "SHOP_PAYMENTS_URLS": self.payments_url,
-            "SHOP_RECOMMENDATIONS_URLS": ",".join(self.recommender_urls),
-            # N instances share one PostgreSQL (max_connections 100 by default).
-            "SHOP_POOL_SIZE": "10",
-            "SHOP_MAX_OVERFLOW": "5",
-        }
-        env.update(config.env)
-        return env
-
-    def programs(self, secret_key: str, admin_token: str) -> list[Program]:
-        """Every program supervisord runs, simulators first, HAProxy last."""
-        shop = (self.python, "-m", "shop.entrypoints.cli")
-        env = self.shop_env(secret_key, admin_token)
-        config = self.config
-        programs = [
-            Program(
-                "payments",
-                (
-                    *shop,
-                    "payments",
-                    "--port",
-                    str(self.payments_port),
-                    "--behaviour",
-                    config.payments_behaviour,
-                ),
-                self.payments_port,
-                priority=100,
-            ),
-        ]
-        for j, port in enumerate(self.recommender_ports):
-            programs.append(
-                Program(
-                    f"recommender-{j}",
-                    (
-                        *shop,
-                        "recommendations",
-                        "--port",
-                        str(port),
-                        "--seed",
-                        str(j),
-                        "--name",
-                        f"recommender-{j}",
-                        "--behaviour",
-                        config.recommendations_behaviour,
-                    ),
-                    port,
-                    priority=100,
-                )
-            )
-        for name, port in zip(self.instance_names, self.instance_ports, strict=True):
-            data = self.state_dir / "data" / name
-            programs.append(
-                Program(
-                    name,
-                    (*shop, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-prepare"),
-                    port,
-                    env={**env, "SHOP_DATA_DIR": str(data)},
-                    priority=200,
-                )
-            )
-        if config.worker:
-            data = self.state_dir / "data" / "worker"
-            programs.append(
-                Program(
-                    "worker",
-                    (*shop, "worker"),
-                    None,
-                    env={**env, "SHOP_DATA_DIR": str(data)},
-                    priority=200,
-                )
-            )
-        programs.append(
-            Program(
-                "haproxy",
-                (self.haproxy, "-db", "-f", str(self.haproxy_cfg)),
-                self.port,
-                priority=900,
-            )
-        )
-        return programs
-
-    def urls(self) -> dict[str, Any]:
-        """The URLs ``make stack`` prints and ``stack.json`` keeps."""
-        return {
-            "frontend": self.url,
-            "stats": self.stats_url,
-            "haproxy_metrics": f"http://{self.host}:{self.stats_port}/metrics",
-            "instances": list(self.instance_urls),
-            "metrics": [url + "/metrics" for url in self.instance_urls],
-            "payments": self.payments_url,
-            "recommenders": list(self.recommender_urls),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stack_id": self.stack_id,
-            "config": self.config.to_json(),
-            "state_dir": str(self.state_dir),
-            "port": self.port,
-            "stats_port": self.stats_port,
-            "instance_ports": list(self.instance_ports),
-            "payments_port": self.payments_port,
-            "recommender_ports": list(self.recommender_ports),
-            "haproxy": self.haproxy,
-            "python": self.python,
-            "urls": self.urls(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        return cls(
-            config=StackConfig.from_json(data["config"]),
-            state_dir=Path(data["state_dir"]),
-            stack_id=data["stack_id"],
-            port=data["port"],
-            stats_port=data["stats_port"],
-            instance_ports=tuple(data["instance_ports"]),
-            payments_port=data["payments_port"],
-            recommender_ports=tuple(data["recommender_ports"]),
-            haproxy=data["haproxy"],
-            python=data["python"],
-        )
-
-    def save(self, extra: Mapping[str, Any] | None = None) -> None:
-        """Write ``stack.json`` (with ``extra`` keys, e.g. the pids)."""
-        data = {**self.to_json(), **(extra or {})}
-        self.stack_json.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def find_haproxy() -> str:
-    """The haproxy binary (``/usr/sbin/haproxy`` or on PATH); FileNotFoundError naming the fix."""
-    if Path(HAPROXY).is_file():
-        return HAPROXY
-    found = shutil.which("haproxy")
-    if found:
-        return found
-    raise FileNotFoundError(
-        f"haproxy is not installed (not at {HAPROXY}, not on PATH): run `make haproxy` "
-        "(apt-get install haproxy)"
-    )

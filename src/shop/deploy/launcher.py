@@ -22,16 +22,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from shop.deploy import _procs
 from shop.deploy._control import HAProxyRuntime, ServerState, Supervisor
-from shop.deploy.config import Balance, Plan, StackConfig, StackError, find_haproxy
+from shop.deploy._ready import not_ready
+from shop.deploy.config import Balance, StackConfig, StackError
+from shop.deploy.plan import Plan, find_haproxy, make_plan
 from shop.deploy.prepare import prepare_database, tail
 from shop.deploy.render import render_haproxy, render_supervisord, write_private
 
@@ -40,17 +39,6 @@ __all__ = ["Stack", "StackError"]
 START_TIMEOUT = 120.0  # seconds: prepare the database and get every program ready
 READY_TIMEOUT = 60.0  # seconds: every program answers after supervisord started them
 STOP_TIMEOUT = 30.0  # seconds: supervisord stops its programs (each gets 10 s), then kills
-PROBE_TIMEOUT = 2.0  # seconds per HTTP probe
-
-
-def _http_status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, ValueError):
-        return None
 
 
 class Stack:
@@ -149,7 +137,7 @@ class Stack:
             raise StackError(str(exc)) from None
         if self.config.worker:
             self._check_worker_command()
-        plan = self._plan = self._choose_ports(state_dir, haproxy)
+        plan = self._plan = make_plan(self.config, state_dir, haproxy)
         plan.logs.mkdir(exist_ok=True)
         plan.save()
         secret_key = self._secret("secret_key", 48)
@@ -179,47 +167,6 @@ class Stack:
                 "`shop worker` is not a command of this installation yet: start the stack "
                 "without the event worker (--no-worker, StackConfig(worker=False))"
             )
-
-    def _choose_ports(self, state_dir: Path, haproxy: str) -> Plan:
-        config = self.config
-        wanted: list[tuple[str, str, int]] = [
-            ("port", "HAProxy's frontend", config.port),
-            ("stats_port", "HAProxy's stats page", config.stats_port),
-        ]
-        for i in range(config.instances):
-            port = config.base_port + i if config.base_port else 0
-            wanted.append(("base_port", f"instance shop-{i}", port))
-        wanted.append(("simulator_port", "the payment simulator", config.simulator_port))
-        for j in range(config.recommenders):
-            port = config.simulator_port + 1 + j if config.simulator_port else 0
-            wanted.append(("simulator_port", f"recommender-{j}", port))
-        chosen: list[int] = []
-        for option, role, port in wanted:
-            if port == 0:
-                port = _procs.free_port(config.host, taken=chosen)
-            elif port in chosen:
-                raise StackError(
-                    f"port {port} ({role}) is also given to another program: "
-                    f"choose another {option}"
-                )
-            elif port > 65535 or _procs.port_in_use(config.host, port):
-                raise StackError(
-                    f"port {port} ({role}) is already in use on {config.host}: stop what "
-                    f"listens there or choose another {option} (0: a free port)"
-                )
-            chosen.append(port)
-        n, k = config.instances, config.recommenders
-        return Plan(
-            config=config,
-            state_dir=state_dir,
-            stack_id=uuid.uuid4().hex[:12],
-            port=chosen[0],
-            stats_port=chosen[1],
-            instance_ports=tuple(chosen[2 : 2 + n]),
-            payments_port=chosen[2 + n],
-            recommender_ports=tuple(chosen[3 + n : 3 + n + k]),
-            haproxy=haproxy,
-        )
 
     def _secret(self, name: str, nbytes: int) -> str:
         # One per state dir: a stack started again keeps its users' sessions valid.
@@ -287,7 +234,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         waiting: list[str] = []
         while True:
-            waiting = self._not_ready()
+            waiting = not_ready(self.plan, self.supervisor, self.haproxy)
             if not waiting:
                 return
             failed = [p for p in self.supervisor.processes() if p.state in ("FATAL", "EXITED")]
@@ -301,34 +248,6 @@ class Stack:
             f"the stack in {plan.state_dir} did not get ready within {timeout:.0f} s; "
             f"waiting for: {', '.join(waiting)}\n{logs}".rstrip()
         )
-
-    def _not_ready(self) -> list[str]:
-        plan = self.plan
-        waiting = []
-        for name, url in [
-            ("payments", plan.payments_url + "/healthz"),
-            *((f"recommender-{j}", u + "/healthz") for j, u in enumerate(plan.recommender_urls)),
-            *(
-                (name, u + "/readyz")
-                for name, u in zip(plan.instance_names, plan.instance_urls, strict=True)
-            ),
-        ]:
-            if _http_status(url) != 200:
-                waiting.append(f"{name} ({url})")
-        if self.config.worker:
-            worker = self.supervisor.process("worker")
-            if worker.state != "RUNNING":
-                waiting.append(f"worker ({worker.state})")
-        if waiting:
-            return waiting
-        try:
-            servers = self.servers()
-        except OSError:
-            return ["haproxy (runtime socket)"]
-        waiting += [f"haproxy sees {n} {s.status}" for n, s in servers.items() if s.status != "UP"]
-        if not waiting and _http_status(plan.url + "/healthz") != 200:
-            waiting.append(f"the frontend ({plan.url}/healthz)")
-        return waiting
 
     # -- while running ---------------------------------------------------------------------
 

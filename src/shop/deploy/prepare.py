@@ -12,7 +12,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shop.deploy.config import Plan, StackError
+from shop.deploy.config import StackError
+from shop.deploy.plan import Plan
 
 __all__ = ["prepare_database", "tail"]
 

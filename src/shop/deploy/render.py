@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from shop.deploy.config import Plan, Program
+from shop.deploy.plan import Plan, Program
 
 __all__ = ["render_haproxy", "render_supervisord"]
 

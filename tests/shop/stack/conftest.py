@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from shop.deploy import Stack, StackConfig
-from shop.deploy.config import find_haproxy
+from shop.deploy.plan import find_haproxy
 from tests.services import delete_prefixed_keys, skip_or_fail
 
 SEED = {"seed_users": 30, "seed_products": 20, "seed_orders": 60}

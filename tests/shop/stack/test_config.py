@@ -13,9 +13,9 @@ import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from shop.deploy import BALANCES, Stack, StackConfig, StackError
-from shop.deploy import config as deploy_config
+from shop.deploy import plan as deploy_plan
 from shop.deploy.__main__ import main
-from shop.deploy.config import Plan
+from shop.deploy.plan import Plan
 from shop.deploy.render import render_haproxy, render_supervisord
 from tailguard.errors import ConfigurationError
 
@@ -116,7 +116,7 @@ def test_a_value_supervisord_cannot_pass_on_is_named(capsys: pytest.CaptureFixtu
 def test_a_missing_haproxy_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deploy_config, "HAPROXY", str(tmp_path / "no-haproxy"))
+    monkeypatch.setattr(deploy_plan, "HAPROXY", str(tmp_path / "no-haproxy"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"haproxy is not installed .*make haproxy"):
         Stack(StackConfig(state_dir=tmp_path, worker=False)).start()
