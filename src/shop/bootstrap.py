@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from shop.adapters.analytics import MemorySalesAnalytics, RedisSalesAnalytics, SalesAnalytics
-from shop.adapters.db import create_engine, session_factory
+from shop.adapters.db import Databases, session_factory
 from shop.adapters.eventstream import EventStream, MemoryEventStream, RedisEventStream
 from shop.adapters.payments import HttpPaymentGateway, is_transient
 from shop.adapters.recommendations import HttpRecommender
@@ -26,16 +27,20 @@ from shop.config import Naive, Settings
 from shop.service_layer.consumers import EventContext
 from shop.service_layer.relay import OutboxRelay
 from shop.service_layer.services import Services
-from shop.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from shop.service_layer.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWork
 from shop.service_layer.worker import EventWorker
 from tailguard.cache import CacheKey, MemoryTier, RedisInvalidation, RedisTier, TieredCache
 from tailguard.errors import ConfigurationError
 from tailguard.ratelimit import GCRA, MemoryStorage, RedisStorage
 from tailguard.resilience import Bulkhead, CircuitBreaker, Pipeline, Retry, RetryBudget, Timeout
+from tailguard.shard import ShardRouter
 
 __all__ = ["bootstrap", "bootstrap_worker", "payment_policy", "prepare_database", "secret_file"]
 
 _log = logging.getLogger("shop.bootstrap")
+
+SHARD_TIMEOUT = 2.0
+"""Seconds each shard has to answer a cross-shard read."""
 
 PAYMENT_ATTEMPTS = 3
 """Tries per charge (the first and two retries), within the retry budget."""
@@ -105,11 +110,11 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
     from tailguard.balance.session import BalancedSession
 
     async with contextlib.AsyncExitStack() as stack:
-        engine = create_engine(settings)
-        stack.push_async_callback(engine.dispose)
+        databases = Databases.from_settings(settings)
+        stack.push_async_callback(databases.dispose)
         if prepare:
-            await prepare_database(engine)
-        factory = session_factory(engine)
+            await prepare_database(databases)
+        engine = databases.primary
 
         redis_client = await _redis_client(stack, settings.redis_url)
         broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
@@ -145,10 +150,11 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
                 settings.cart_rate, storage=storage, prefix=f"{settings.namespace}:rl", name="cart"
             )
 
-        events = _Events(settings, factory, broker or redis_client, cache)
+        events = _Events(settings, databases, broker or redis_client, cache)
         svc = Services(
             settings=settings,
             uow=events.uow,
+            shards=events.shards,
             cache=cache,
             sessions=sessions,
             payments=HttpPaymentGateway(pay_session, policy),
@@ -166,6 +172,7 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
             stream=events.stream,
             relay=events.relay,
             analytics=events.analytics,
+            databases=databases,
             extras={
                 "engine": engine,
                 "redis": redis_client,
@@ -177,7 +184,7 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
             },
         )
         svc.worker = events.worker(f"embedded-{os.getpid()}") if settings.embedded_worker else None
-        await stack.enter_async_context(_running(events.relay, svc.worker))
+        await stack.enter_async_context(_running(events.relays, svc.worker))
         yield svc
 
 
@@ -195,23 +202,26 @@ async def bootstrap_worker(
             "worker (SHOP_EVENTS_WORKER=auto)",
         )
     async with contextlib.AsyncExitStack() as stack:
-        engine = create_engine(settings)
-        stack.push_async_callback(engine.dispose)
+        databases = Databases.from_settings(settings)
+        stack.push_async_callback(databases.dispose)
         redis_client = await _redis_client(stack, settings.redis_url)
         broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
         cache = await _cache(stack, settings, redis_client)
-        events = _Events(settings, session_factory(engine), broker or redis_client, cache)
+        events = _Events(settings, databases, broker or redis_client, cache)
         worker = events.worker(consumer)
-        await stack.enter_async_context(_running(events.relay, None))
+        await stack.enter_async_context(_running(events.relays, None))
         yield worker
 
 
 class _Events:
-    """The event parts of a process: the stream, the relay, analytics, the worker's context."""
+    """The event parts of a process: the stream, a relay per database (each outbox lives with
+    the rows whose events it holds), analytics, and the units of work that nudge them."""
 
-    def __init__(self, settings: Settings, factory: Any, broker: Any, cache: TieredCache) -> None:
+    def __init__(
+        self, settings: Settings, databases: Databases, broker: Any, cache: TieredCache
+    ) -> None:
         self.settings = settings
-        self.factory = factory
+        self.databases = databases
         self.stream: EventStream
         self.analytics: SalesAnalytics
         if broker is not None:
@@ -222,14 +232,49 @@ class _Events:
         else:
             self.stream = MemoryEventStream()
             self.analytics = MemorySalesAnalytics()
-        self.relay = OutboxRelay(
-            self.uow, self.stream, batch=settings.events_batch, interval=settings.relay_interval
-        )
+        self.primary = session_factory(databases.primary)
+        # One factory and one relay per distinct engine; shard i uses _shards[i].
+        engines = databases.distinct()
+        factories = [self.primary] + [session_factory(e) for e in engines[1:]]
+        self.relays = [
+            OutboxRelay(
+                functools.partial(self._uow_on, factory),
+                self.stream,
+                batch=settings.events_batch,
+                interval=settings.relay_interval,
+            )
+            for factory in factories
+        ]
+        self._relay_of = {id(f): r for f, r in zip(factories, self.relays, strict=True)}
+        by_engine = {id(e): f for e, f in zip(engines, factories, strict=True)}
+        self._shards = [by_engine[id(e)] for e in databases.shards]
         self.cache = cache
         self.keys = CacheKey(settings.namespace, version="v1")
 
+    @property
+    def relay(self) -> OutboxRelay:
+        """The primary database's relay."""
+        return self.relays[0]
+
+    def _uow_on(self, shard: Any) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(
+            self.primary,
+            shard_factory=None if shard is self.primary else shard,
+            on_outbox=self._relay_of[id(shard)].nudge,
+        )
+
     def uow(self) -> SqlAlchemyUnitOfWork:
-        return SqlAlchemyUnitOfWork(self.factory, on_outbox=self.relay.nudge)
+        """A unit of work on the primary database."""
+        return self._uow_on(self.primary)
+
+    @property
+    def shards(self) -> ShardRouter[int, Callable[[], UnitOfWork]]:
+        """User id to its shard's unit-of-work factory; scatter-gather with a per-shard
+        timeout of SHARD_TIMEOUT seconds."""
+        makers: list[Callable[[], UnitOfWork]] = [
+            functools.partial(self._uow_on, factory) for factory in self._shards
+        ]
+        return ShardRouter(self.databases.strategy, makers, timeout=SHARD_TIMEOUT)
 
     async def _evict(self, key: str) -> None:
         await self.cache.delete(key)
@@ -240,6 +285,8 @@ class _Events:
             self.stream,
             ctx,
             consumer=consumer,
+            # Under the Redis client's 1 s socket timeout, or a quiet XREADGROUP times out.
+            block=0.5,
             batch=self.settings.events_batch,
             claim_idle=self.settings.events_claim_idle,
             max_deliveries=self.settings.events_max_deliveries,
@@ -247,14 +294,15 @@ class _Events:
 
 
 @contextlib.asynccontextmanager
-async def _running(relay: OutboxRelay, worker: EventWorker | None) -> AsyncIterator[None]:
-    """One relay pass now (what an earlier process left), then the relay (and the worker) as
-    tasks; cancelled on the way out."""
-    try:
-        await relay.run_once()
-    except Exception as exc:  # the stream or database is down: the task keeps trying
-        _log.warning("outbox relay at start: %r", exc)
-    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+async def _running(relays: list[OutboxRelay], worker: EventWorker | None) -> AsyncIterator[None]:
+    """One pass of each relay now (what an earlier process left), then the relays (and the
+    worker) as tasks; stopped on the way out."""
+    for relay in relays:
+        try:
+            await relay.run_once()
+        except Exception as exc:  # the stream or database is down: the task keeps trying
+            _log.warning("outbox relay at start: %r", exc)
+    tasks = [asyncio.create_task(r.run(), name=f"outbox-relay-{i}") for i, r in enumerate(relays)]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(), name="event-worker"))
     try:
@@ -262,7 +310,8 @@ async def _running(relay: OutboxRelay, worker: EventWorker | None) -> AsyncItera
     finally:
         # Stop flags first: a cancellation that lands inside a database call can be swallowed
         # by the driver, and the flags end the loops anyway.
-        relay.stop()
+        for relay in relays:
+            relay.stop()
         if worker is not None:
             worker.stop()
         for task in tasks:
@@ -305,15 +354,12 @@ async def _cache(
     return cache
 
 
-async def prepare_database(engine: Any) -> None:
-    """Migrate the database to the latest schema and seed it when it has no users."""
-    from shop.adapters.schema import is_empty, migrate
-    from shop.adapters.seed import seed
+async def prepare_database(databases: Databases) -> None:
+    """Migrate every database to the latest schema and seed them when they have no users."""
+    from shop.adapters.schema import prepare
 
-    await migrate(engine)
-    if await is_empty(engine):
-        report = await seed(engine)
-        _log.warning("seeded an empty database: %s", report)
+    if await prepare(databases):
+        _log.warning("seeded the empty database(s)")
 
 
 async def _start_simulators(

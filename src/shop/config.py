@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """Where the embedded defaults keep their files (the SQLite database, the JWT secret)."""
     database_url: str | None = None
     """``postgresql+asyncpg://...`` or ``sqlite+aiosqlite:///...``; default: SQLite in data_dir."""
+    database_urls: Annotated[list[str], NoDecode] = []
+    """PostgreSQL shards for users and their orders (comma list), by user id (JumpHash); the
+    catalogue stays in SHOP_DATABASE_URL (default: the first shard). One URL: no sharding."""
     redis_url: str | None = None
     """``redis://...``: sessions, L2 cache, rate limits, invalidation; default: in-process."""
 
@@ -155,13 +158,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if value.startswith(("postgres://", "postgresql://")):
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("expected postgresql+asyncpg://... or sqlite+aiosqlite:///...")
-        return value
+        return None if value is None else _database_url(value)
+
+    @field_validator("database_urls", mode="before")
+    @classmethod
+    def _parse_database_urls(cls, value: Any) -> Any:
+        urls = _split(value)
+        checked = [_database_url(url) for url in urls or ()]
+        if len(checked) > 1 and not all(u and u.startswith("postgresql") for u in checked):
+            raise ValueError("PostgreSQL URLs for shards (postgresql+asyncpg://...)")
+        if len(set(checked)) != len(checked):
+            raise ValueError("each shard URL once")
+        return checked
 
     @field_validator("redis_url", "broker_url")
     @classmethod
@@ -184,10 +192,23 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        """The database URL in use: the setting, or the embedded SQLite file."""
+        """The primary database (the catalogue; everything when not sharded): the setting, the
+        first shard, or the embedded SQLite file."""
         if self.database_url:
             return self.database_url
+        if self.database_urls:
+            return self.database_urls[0]
         return f"sqlite+aiosqlite:///{(self.data_dir / 'shop.db').resolve()}"
+
+    @property
+    def shard_urls(self) -> list[str]:
+        """The databases users and their orders live in, in shard order (one: the primary)."""
+        return list(self.database_urls) or [self.resolved_database_url]
+
+    @property
+    def sharded(self) -> bool:
+        """True when user data is split over more than one database."""
+        return len(self.shard_urls) > 1
 
     @property
     def event_broker_url(self) -> str | None:
@@ -206,6 +227,14 @@ class Settings(BaseSettings):
     def embedded_database(self) -> bool:
         """True when the database is the embedded SQLite file."""
         return self.resolved_database_url.startswith("sqlite")
+
+
+def _database_url(value: str) -> str:
+    if value.startswith(("postgres://", "postgresql://")):
+        value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError("expected postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+    return value
 
 
 def load_settings(**overrides: Any) -> Settings:

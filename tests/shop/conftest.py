@@ -60,17 +60,17 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory migrated and seeded once per session (the defaults), to copy from."""
     import asyncio
 
-    from shop.adapters.db import create_engine
+    from shop.adapters.db import Databases
     from shop.bootstrap import prepare_database
 
     data_dir = tmp_path_factory.mktemp("seeded")
 
     async def prepare() -> None:
-        engine = create_engine(load_settings(data_dir=data_dir))
+        databases = Databases.from_settings(load_settings(data_dir=data_dir))
         try:
-            await prepare_database(engine)
+            await prepare_database(databases)
         finally:
-            await engine.dispose()
+            await databases.dispose()
 
     asyncio.run(prepare())
     return data_dir
@@ -135,3 +135,24 @@ def shop_database(database_url: str) -> Iterator[str]:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         _run(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+SETTLE_SECONDS = 30.0
+"""Longest ``settle`` waits for the order events to be applied."""
+
+
+async def settle(app: Any) -> None:
+    """Wait until every outbox row is published and every event applied (the stock of
+    confirmed and failed orders is settled by the event worker)."""
+    svc = app.state.services
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+    while True:
+        backlog = 0
+        for make_uow in svc.shards.targets:
+            async with make_uow() as uow:
+                backlog += await uow.outbox.backlog()
+        if backlog == 0 and (await svc.stream.info()).settled:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"events not settled in {SETTLE_SECONDS} s (backlog {backlog})")
+        await asyncio.sleep(0.02)

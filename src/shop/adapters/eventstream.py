@@ -45,11 +45,18 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """How the stream stands: entries, the group's pending ones, the dead-letter entries."""
+    """How the stream stands: entries, the group's pending ones, the dead-letter entries, and
+    the entries no consumer of the group has read yet."""
 
     length: int
     pending: int
     dead: int
+    unread: int = 0
+
+    @property
+    def settled(self) -> bool:
+        """True when every entry was read and acknowledged."""
+        return self.pending == 0 and self.unread == 0
 
 
 class EventStream(Protocol):
@@ -216,14 +223,13 @@ class RedisEventStream:
         pipe.xlen(self.stream)
         pipe.xlen(self.dead)
         length, dead = await _redis(pipe.execute())
-        try:
-            summary = await _redis(self.client.xpending(self.stream, self.group))
-            pending = int(summary["pending"])
-        except BackendUnavailable as exc:
-            if "NOGROUP" not in str(exc.__cause__):
-                raise
-            pending = 0
-        return StreamInfo(int(length), pending, int(dead))
+        groups = await _redis(self.client.xinfo_groups(self.stream)) if length else []
+        for group in groups:
+            if _text(group.get("name")) == self.group:
+                lag = group.get("lag")
+                unread = int(lag) if lag is not None else 0
+                return StreamInfo(int(length), int(group.get("pending", 0)), int(dead), unread)
+        return StreamInfo(int(length), 0, int(dead), int(length))
 
 
 @dataclass
@@ -303,7 +309,8 @@ class MemoryEventStream:
         await self.ack([delivery.entry_id])
 
     async def info(self) -> StreamInfo:
-        return StreamInfo(len(self.entries), len(self._pending), len(self.dead))
+        unread = len(self._order) - self._next
+        return StreamInfo(len(self.entries), len(self._pending), len(self.dead), unread)
 
 
 def decode_or_none(delivery: Delivery) -> Envelope | None:

@@ -10,7 +10,15 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from shop.adapters.orm import idempotency, inventory, order_items, orders, products, users
+from shop.adapters.orm import (
+    idempotency,
+    inventory,
+    order_items,
+    orders,
+    product_sales,
+    products,
+    users,
+)
 from shop.domain.model import Inventory, Order, OrderItem, OrderStatus, Product, User
 
 __all__ = ["IdempotencyRepository", "OrderRepository", "ProductRepository", "UserRepository"]
@@ -80,12 +88,13 @@ class ProductRepository(_Tracking):
         return {row.id: row.price_cents for row in result}
 
     async def popular(self, limit: int) -> list[int]:
-        """The ids of the best-selling products (by units in orders), most sold first."""
-        units = func.sum(order_items.c.quantity)
+        """The ids of the best-selling products (units sold, as the event worker counts them
+        in ``product_sales``; the seed counts its orders), most sold first. One table in the
+        primary database, however the orders are sharded."""
         result = await self.session.execute(
-            select(order_items.c.product_id)
-            .group_by(order_items.c.product_id)
-            .order_by(units.desc(), order_items.c.product_id)
+            select(product_sales.c.product_id)
+            .where(product_sales.c.sold > 0)
+            .order_by(product_sales.c.sold.desc(), product_sales.c.product_id)
             .limit(limit)
         )
         return [row[0] for row in result]
@@ -198,6 +207,18 @@ class OrderRepository(_Tracking):
         if not eager:
             await self.session.run_sync(_touch_items, found)
         return found
+
+    async def daily(self, since: datetime) -> list[tuple[str, int, int]]:
+        """Confirmed orders per day since ``since`` (naive UTC): (ISO day, orders, revenue in
+        cents), oldest first."""
+        day = func.date(orders.c.created_at)
+        result = await self.session.execute(
+            select(day, func.count(), func.sum(orders.c.total_cents))
+            .where(orders.c.status == OrderStatus.CONFIRMED.value, orders.c.created_at >= since)
+            .group_by(day)
+            .order_by(day)
+        )
+        return [(str(d), int(n), int(total or 0)) for d, n, total in result]
 
     async def recent_count(self, user_id: int) -> int:
         """How many confirmed orders the user has."""

@@ -16,6 +16,7 @@ import asyncio
 import threading
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -27,13 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop.adapters.orm import users
 
+if TYPE_CHECKING:
+    from shop.adapters.db import Databases
+
 __all__ = [
+    "ID_STRIDE",
     "MIGRATIONS",
     "alembic_config",
     "current_revision",
     "head_revision",
     "is_empty",
     "migrate",
+    "prepare",
+    "stride_sequences",
 ]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -142,3 +149,50 @@ async def is_empty(engine: AsyncEngine) -> bool:
             return True
         first = await connection.scalar(select(literal(1)).select_from(users).limit(1))
         return first is None
+
+
+ID_STRIDE = 1024
+"""On sharded PostgreSQL, shard ``i`` numbers its orders and order lines ``i + 1`` modulo this:
+ids stay unique across shards, so a user's rows keep their ids when a reshard moves them."""
+
+_STRIDED = ("orders", "order_items")
+
+
+async def stride_sequences(databases: Databases) -> None:
+    """Set each shard's order id sequences to step by :data:`ID_STRIDE` from its own residue,
+    above every id on any shard; nothing to do unless sharded (on PostgreSQL)."""
+    if not databases.sharded:
+        return
+    if len(databases.shards) > ID_STRIDE:
+        raise ValueError(f"at most {ID_STRIDE} shards, got {len(databases.shards)}")
+    highest = 0
+    for engine in databases.shards:
+        async with engine.connect() as connection:
+            for table in _STRIDED:
+                found = await connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
+                highest = max(highest, int(found or 0))
+    for index, engine in enumerate(databases.shards):
+        residue = index + 1
+        start = highest + ((residue - highest) % ID_STRIDE or ID_STRIDE)
+        async with engine.begin() as connection:
+            for table in _STRIDED:
+                sequence = await connection.scalar(
+                    text(f"SELECT pg_get_serial_sequence('{table}', 'id')")
+                )
+                await connection.execute(
+                    text(f"ALTER SEQUENCE {sequence} INCREMENT BY {ID_STRIDE} RESTART WITH {start}")
+                )
+
+
+async def prepare(databases: Databases) -> bool:
+    """Migrate every database; seed them when there is no data yet (True when it did), then
+    stride the shards' sequences."""
+    from shop.adapters.seed import seed
+
+    for engine in databases.distinct():
+        await migrate(engine)
+    empty = all([await is_empty(engine) for engine in databases.shards])
+    if empty:
+        await seed(databases)
+    await stride_sequences(databases)
+    return empty

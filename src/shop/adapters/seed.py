@@ -13,14 +13,15 @@ shuffled over the ids, and order ids follow ``created_at`` as they would in prod
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shop.adapters import orm
 from shop.adapters.passwords import demo_hash
 from shop.domain.model import OrderStatus
+
+if TYPE_CHECKING:
+    from shop.adapters.db import Databases
 
 __all__ = [
     "CATEGORIES",
@@ -243,7 +247,7 @@ def _naive_utc(until: datetime | None) -> datetime:
 
 
 async def seed(
-    engine: AsyncEngine,
+    engine: AsyncEngine | Databases,
     *,
     users: int = 1000,
     products: int = 500,
@@ -261,6 +265,12 @@ async def seed(
     by default today's midnight UTC, so a seed gives the same rows all day; pass it to get the
     same rows any day. A database with rows in any shop table raises :class:`SeedError`, unless
     ``replace`` is true: then every shop table is emptied first, in the same transaction.
+
+    Given :class:`~shop.adapters.db.Databases` with several shards, each user and their orders
+    go to the user's shard, the catalogue and its stock to the primary, and a copy of the
+    products (a reference table: the order lines' names and foreign keys) to every shard. The
+    sales counters (``product_sales``, which the event worker keeps from then on) are those of
+    the seeded orders.
     """
     _check(users=(users, 1), products=(products, 1), orders=(orders, 0), batch=(batch, 1))
     started = time.perf_counter()
@@ -270,20 +280,55 @@ async def seed(
     product_rows, stock_rows = plan_products(rng, products)
     prices = [row["price_cents"] for row in product_rows]
     planned = plan_orders(rng, users=users, prices=prices, count=orders, until=end)
+    primary, shards, shard_of = _targets(engine)
     items = 0
-    async with engine.begin() as connection:
-        await _make_room(connection, replace=replace)
-        await _insert(connection, orm.users, user_rows, batch)
-        await _insert(connection, orm.products, product_rows, batch)
-        await _insert(connection, orm.inventory, stock_rows, batch)
+    sold: dict[int, int] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        main = await stack.enter_async_context(primary.begin())
+        conns = [
+            main if shard is primary else await stack.enter_async_context(shard.begin())
+            for shard in shards
+        ]
+        distinct = [main] + [c for c in conns if c is not main]
+        for connection in distinct:
+            await _make_room(connection, replace=replace)
+        for index, connection in enumerate(conns):
+            mine = [row for row in user_rows if shard_of(row["id"]) == index]
+            await _insert(connection, orm.users, mine, batch)
+            if connection is not main:
+                await _insert(connection, orm.products, product_rows, batch)
+        await _insert(main, orm.products, product_rows, batch)
+        await _insert(main, orm.inventory, stock_rows, batch)
         while chunk := list(itertools.islice(planned, batch)):
-            item_rows = [item for _, order_items in chunk for item in order_items]
-            await connection.execute(insert(orm.orders), [order for order, _ in chunk])
-            await connection.execute(insert(orm.order_items), item_rows)
-            items += len(item_rows)
-        if connection.dialect.name == "postgresql":
-            await _reset_sequences(connection)
+            by_shard: dict[int, tuple[list[Row], list[Row]]] = {}
+            for order, order_items in chunk:
+                rows = by_shard.setdefault(shard_of(order["user_id"]), ([], []))
+                rows[0].append(order)
+                rows[1].extend(order_items)
+                for item in order_items:
+                    sold[item["product_id"]] = sold.get(item["product_id"], 0) + item["quantity"]
+            for index, (order_rows, item_rows) in sorted(by_shard.items()):
+                await conns[index].execute(insert(orm.orders), order_rows)
+                if item_rows:
+                    await conns[index].execute(insert(orm.order_items), item_rows)
+                items += len(item_rows)
+        sales = [
+            {"product_id": pid, "reserved": n, "sold": n, "released": 0}
+            for pid, n in sorted(sold.items())
+        ]
+        await _insert(main, orm.product_sales, sales, batch)
+        for connection in distinct:
+            if connection.dialect.name == "postgresql":
+                await _reset_sequences(connection)
     return SeedReport(users, products, orders, items, time.perf_counter() - started)
+
+
+def _targets(
+    engine: AsyncEngine | Databases,
+) -> tuple[AsyncEngine, list[AsyncEngine], Callable[[int], int]]:
+    if isinstance(engine, AsyncEngine):
+        return engine, [engine], lambda _user_id: 0
+    return engine.primary, engine.shards, engine.shard_of
 
 
 async def _insert(connection: AsyncConnection, table: Table, rows: list[Row], batch: int) -> None:

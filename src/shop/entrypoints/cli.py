@@ -133,48 +133,52 @@ def _redact(url: str) -> str:
 
 
 async def _prepare(settings: Settings) -> None:
-    from shop.adapters.db import create_engine
+    from shop.adapters.db import Databases
     from shop.bootstrap import prepare_database
 
-    engine = create_engine(settings)
+    databases = Databases.from_settings(settings)
     try:
-        await prepare_database(engine)
+        await prepare_database(databases)
     finally:
-        await engine.dispose()
+        await databases.dispose()
 
 
 async def _migrate(settings: Settings) -> str:
-    from shop.adapters.db import create_engine
-    from shop.adapters.schema import migrate
+    from shop.adapters.db import Databases
+    from shop.adapters.schema import migrate, stride_sequences
 
-    engine = create_engine(settings)
+    databases = Databases.from_settings(settings)
     try:
-        return await migrate(engine)
+        revisions = {await migrate(engine) for engine in databases.distinct()}
+        await stride_sequences(databases)
+        return ", ".join(sorted(revisions))
     finally:
-        await engine.dispose()
+        await databases.dispose()
 
 
 async def _seed(settings: Settings, args: argparse.Namespace) -> int:
-    from shop.adapters.db import create_engine
-    from shop.adapters.schema import migrate
+    from shop.adapters.db import Databases
+    from shop.adapters.schema import migrate, stride_sequences
     from shop.adapters.seed import SeedError, seed
 
-    engine = create_engine(settings)
+    databases = Databases.from_settings(settings)
     try:
-        await migrate(engine)
+        for engine in databases.distinct():
+            await migrate(engine)
         report = await seed(
-            engine,
+            databases,
             users=args.users,
             products=args.products,
             orders=args.orders,
             seed=args.seed,
             replace=args.replace,
         )
+        await stride_sequences(databases)
     except (SeedError, ValueError) as exc:
         print(f"shop seed: {exc}", file=sys.stderr)
         return 1
     finally:
-        await engine.dispose()
+        await databases.dispose()
     print(report)
     print(f"sign in as user1@shop.test .. user{args.users}@shop.test with the password 'demo'")
     return 0

@@ -48,9 +48,16 @@ def _units(lines: tuple[Line, ...]) -> dict[int, int]:
 def _inventory(counter: InventoryCounter) -> Consumer:
     async def inventory(ctx: EventContext, envelope: Envelope) -> None:
         event: Any = envelope.event()
+        units = _units(event.lines)
         async with ctx.uow() as uow:
             if await uow.effects.claim(f"inventory.{counter}", envelope.event_id):
-                await uow.effects.count(counter, _units(event.lines))
+                await uow.effects.count(counter, units)
+                # The stock itself: a confirmed order's reservation becomes sold units, a
+                # failed one's goes back. (The reservation was made with the order.)
+                if counter == "sold":
+                    await uow.products.commit_stock(units)
+                elif counter == "released":
+                    await uow.products.release(units)
                 await uow.commit()
 
     inventory.__name__ = f"inventory.{counter}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,15 +42,34 @@ _log = logging.getLogger("shop.handlers")
 
 
 async def authenticate(svc: Services, email: str, password: str) -> User | None:
-    """The user if ``password`` is theirs, else None (same answer for an unknown email)."""
-    async with svc.uow() as uow:
-        user = await uow.users.by_email(email)
+    """The user if ``password`` is theirs, else None (same answer for an unknown email).
+
+    Users are sharded by id, not email: every shard is asked (one indexed lookup each, at
+    once). A shard that does not answer is an error only when no other shard has the user.
+    """
+    user = await _user_by_email(svc, email)
     if user is None:
         return None
     # argon2 takes ~50-150 ms of CPU by design: off the event loop, or it stalls every request.
     if not await asyncio.to_thread(verify_password, user.password_hash, password):
         return None
     return user
+
+
+async def _user_by_email(svc: Services, email: str) -> User | None:
+    async def lookup(make_uow: Callable[[], UnitOfWork], _shard: int) -> User | None:
+        async with make_uow() as uow:
+            return await uow.users.by_email(email)
+
+    if len(svc.shards) == 1:
+        return await lookup(svc.shards.targets[0], 0)
+    gathered = await svc.shards.gather(lookup)
+    for user in gathered.values():
+        if user is not None:
+            return user
+    for shard, error in gathered.errors.items():
+        raise BackendUnavailable("database", f"shard {shard} did not answer: {error!r}") from error
+    return None
 
 
 async def add_to_cart(
@@ -95,7 +115,7 @@ async def place_order(
 ) -> OrderOutcome:
     """Order the cart: validate, reserve stock, charge, confirm; the first final answer to
     (user, ``idempotency_key``) is replayed for every repeat."""
-    async with svc.uow() as uow:
+    async with svc.user_uow(user_id) as uow:
         prior = await uow.idempotency.get(user_id, idempotency_key)
         pending = None if prior else await uow.orders.by_key(user_id, idempotency_key)
     if prior is not None:
@@ -115,7 +135,7 @@ async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Ord
     cart = await svc.sessions.load(user_id, session_id)
     if not cart.lines:
         return _final(422, {"detail": "the cart is empty"})
-    async with svc.uow() as uow:
+    async with svc.user_uow(user_id) as uow:
         prices = await uow.products.prices(list(cart.lines))
         try:
             order = Order.from_cart(user_id, cart, prices, idempotency_key=key)
@@ -134,13 +154,25 @@ async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Ord
             await uow.flush()
             order.placed()
             await uow.commit()
-        except IntegrityError:
-            # Another request with this key got there first: it answers; this one says so.
-            return OrderOutcome(
-                409, {"detail": "a request with this Idempotency-Key is in progress"}, 1.0
-            )
+        except BaseException as exc:
+            if uow.primary_committed:
+                # Sharded: the reservation is committed, the order is not. Give it back (a
+                # crash right here leaves it reserved: stock held, never an order without it).
+                await asyncio.shield(_release(svc, dict(cart.lines)))
+            if isinstance(exc, IntegrityError):
+                # Another request with this key got there first: it answers; this one says so.
+                return OrderOutcome(
+                    409, {"detail": "a request with this Idempotency-Key is in progress"}, 1.0
+                )
+            raise
         await messagebus.publish(svc, uow.collect_new_events())
     return order
+
+
+async def _release(svc: Services, lines: dict[int, int]) -> None:
+    async with svc.uow() as uow:
+        await uow.products.release(lines)
+        await uow.commit()
 
 
 def payment_key(order_id: int, created_at: datetime) -> str:
@@ -193,16 +225,17 @@ async def _charge(svc: Services, order: Order, session_id: str, key: str) -> Ord
 
 @traced("order.confirm")
 async def _confirm(svc: Services, order: Order, charge: Charge, key: str) -> OrderOutcome:
-    async with svc.uow() as uow:
+    async with svc.user_uow(order.user_id) as uow:
         fresh = await uow.orders.get(order.id)
         if fresh is None:  # cannot happen: only this path removes a pending order
             raise RuntimeError(f"order {order.id} vanished while being charged")
         if fresh.status != OrderStatus.CONFIRMED:
+            # Its order.confirmed event (outbox, same transaction) turns the reservation into
+            # sold stock in the event worker, once: the stock is in the primary database.
             fresh.confirm(charge.id)
-            await uow.products.commit_stock({i.product_id: i.quantity for i in fresh.items})
         outcome = _final(201, order_dict(fresh))
         # The key's row is the guard: if a concurrent repeat confirmed first, this whole
-        # transaction (stock included) is rolled back and its answer stands.
+        # transaction (its event included) is rolled back and its answer stands.
         prior = await _commit_answer(uow, order.user_id, key, outcome)
         if prior is not None:
             return prior
@@ -221,12 +254,12 @@ async def _void(svc: Services, pay_key: str) -> bool:
 
 
 async def _abandon(svc: Services, order: Order, reason: str) -> None:
-    async with svc.uow() as uow:
+    async with svc.user_uow(order.user_id) as uow:
         fresh = await uow.orders.get(order.id)
         if fresh is None or fresh.status == OrderStatus.CONFIRMED:
             return
+        # Its order.failed event releases the reservation in the event worker, once.
         fresh.fail(reason)
-        await uow.products.release({i.product_id: i.quantity for i in fresh.items})
         await uow.orders.remove(fresh)
         await uow.commit()
         await messagebus.publish(svc, uow.collect_new_events())
@@ -250,7 +283,7 @@ async def _commit_answer(
 
 
 async def _remember(svc: Services, user_id: int, key: str, outcome: OrderOutcome) -> OrderOutcome:
-    async with svc.uow() as uow:
+    async with svc.user_uow(user_id) as uow:
         return await _commit_answer(uow, user_id, key, outcome) or outcome
 
 
@@ -272,7 +305,7 @@ async def update_profile(svc: Services, user_id: int, *, name: str) -> dict[str,
     """Rename a user; every instance's cached profile is evicted."""
     from shop.service_layer.views import _profile
 
-    async with svc.uow() as uow:
+    async with svc.user_uow(user_id) as uow:
         user = await uow.users.get(user_id)
         if user is None:
             raise NotFound(f"user {user_id} does not exist")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from shop.adapters.analytics import SalesAnalytics
+from shop.adapters.db import Databases
 from shop.adapters.eventstream import EventStream
 from shop.adapters.payments import PaymentGateway
 from shop.adapters.recommendations import Recommender
@@ -21,6 +22,7 @@ from shop.service_layer.relay import OutboxRelay
 from shop.service_layer.unit_of_work import UnitOfWork
 from shop.service_layer.worker import EventWorker
 from tailguard.cache import CacheKey, TieredCache
+from tailguard.shard import ShardRouter
 
 __all__ = ["Services"]
 
@@ -33,6 +35,10 @@ class Services:
 
     settings: Settings
     uow: Callable[[], UnitOfWork]
+    """A unit of work on the primary database: the catalogue, stock, the worker's effects."""
+    shards: ShardRouter[int, Callable[[], UnitOfWork]]
+    """User id to the unit-of-work factory of its shard (users, orders, answers and their
+    outbox there, the catalogue on the primary); ``gather`` reads every shard at once."""
     cache: TieredCache
     sessions: SessionStore
     payments: PaymentGateway
@@ -47,6 +53,8 @@ class Services:
     """Where the outbox relay publishes the order events."""
     relay: OutboxRelay | None = None
     """The outbox relay running in this process."""
+    databases: Databases | None = None
+    """The engines: the primary and the shards."""
     analytics: SalesAnalytics | None = None
     """Per-product sales, kept by the event worker."""
     worker: EventWorker | None = None
@@ -57,6 +65,11 @@ class Services:
     def __post_init__(self) -> None:
         # Every cache key the shop writes; bump the version to retire them all at once.
         self.keys = CacheKey(self.settings.namespace, version="v1")
+
+    def user_uow(self, user_id: int) -> UnitOfWork:
+        """A unit of work on ``user_id``'s shard and the primary: one transaction when they
+        are one database."""
+        return self.shards.target(user_id)()
 
     def naive(self, practice: Naive) -> bool:
         """True when ``practice`` runs as its naive twin."""

@@ -34,6 +34,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     outbox: OutboxRepository
     effects: EffectsRepository
+    primary_committed: bool
 
     async def __aenter__(self) -> Self: ...
 
@@ -54,28 +55,49 @@ class UnitOfWork(Protocol):
 
 
 class SqlAlchemyUnitOfWork:
-    """``async with uow:`` opens a session; leaving it without ``commit()`` rolls back."""
+    """``async with uow:`` opens a session; leaving it without ``commit()`` rolls back.
+
+    With ``shard_factory`` (a user's shard, when users live apart from the catalogue) it opens
+    two: users, orders, idempotency answers and the outbox on the shard; products, stock and
+    the event worker's effects on the primary. ``commit()`` then commits the primary first: a
+    failure in between leaves stock reserved for an order that does not exist (released by
+    the caller, or found by a sweep), never an order without its reservation.
+    """
 
     def __init__(
         self,
         session_factory: Callable[[], AsyncSession],
         *,
+        shard_factory: Callable[[], AsyncSession] | None = None,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self._factory = session_factory
+        self._shard_factory = shard_factory
         self._on_outbox = on_outbox
         self._committed: list[Event] = []
         self.session: AsyncSession | None = None
+        self.shard_session: AsyncSession | None = None
+        self.primary_committed = False
+        """True once a split unit of work committed the primary and not yet the shard."""
+
+    @property
+    def split(self) -> bool:
+        """True when the user's data and the catalogue are in two transactions."""
+        return self._shard_factory is not None
 
     async def __aenter__(self) -> Self:
         session = self.session = self._factory()
-        self.users = UserRepository(session)
+        shard = self.shard_session = (
+            self._shard_factory() if self._shard_factory is not None else session
+        )
+        self.users = UserRepository(shard)
         self.products = ProductRepository(session)
-        self.orders = OrderRepository(session)
-        self.idempotency = IdempotencyRepository(session)
-        self.outbox = OutboxRepository(session)
+        self.orders = OrderRepository(shard)
+        self.idempotency = IdempotencyRepository(shard)
+        self.outbox = OutboxRepository(shard)
         self.effects = EffectsRepository(session)
         self._committed = []
+        self.primary_committed = False
         return self
 
     async def __aexit__(
@@ -85,25 +107,32 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session, self.session = self.session, None
-        if session is None:
-            return
+        shard, self.shard_session = self.shard_session, None
         # close() ends the transaction (rolling back what was not committed) and detaches the
         # objects with their loaded state, which the caller may still read; rollback() would
         # expire them first.
-        await session.close()
+        try:
+            if shard is not None and shard is not session:
+                await shard.close()
+        finally:
+            if session is not None:
+                await session.close()
 
-    def _session(self) -> AsyncSession:
-        if self.session is None:
+    def _sessions(self) -> tuple[AsyncSession, AsyncSession]:
+        if self.session is None or self.shard_session is None:
             raise RuntimeError("the unit of work is not open: use `async with uow:`")
-        return self.session
+        return self.session, self.shard_session
 
     async def commit(self) -> None:
         """Make the transaction's changes durable, with the outbox rows of its integration
         events; a failed commit drops its events (what they say did not happen)."""
-        session = self._session()
+        session, shard = self._sessions()
         events = list(self._drain())
         written = await self.outbox.add(events)
         await session.commit()
+        if shard is not session:
+            self.primary_committed = True  # the shard's part may still fail: see the class
+            await shard.commit()
         self._committed.extend(events)
         if written and self._on_outbox is not None:
             self._on_outbox()
@@ -111,11 +140,17 @@ class SqlAlchemyUnitOfWork:
     async def rollback(self) -> None:
         """Drop the transaction's changes and the events they produced."""
         list(self._drain())
-        await self._session().rollback()
+        session, shard = self._sessions()
+        await session.rollback()
+        if shard is not session:
+            await shard.rollback()
 
     async def flush(self) -> None:
         """Send pending changes (to learn generated ids) without committing."""
-        await self._session().flush()
+        session, shard = self._sessions()
+        await session.flush()
+        if shard is not session:
+            await shard.flush()
 
     def collect_new_events(self) -> Iterator[Event]:
         """The events of what was committed, each once."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shop.adapters.recommendations import RecommenderUnavailable
 from shop.config import Naive
 from shop.domain.model import Order, Product, User
 from shop.service_layer.services import Services
+from shop.service_layer.unit_of_work import UnitOfWork
 from tailguard.errors import TailguardError
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "RECOMMENDATIONS",
     "NotFound",
     "dashboard",
+    "order_stats",
     "orders_page",
     "popular",
     "product",
@@ -87,7 +91,7 @@ async def profile(svc: Services, user_id: int) -> dict[str, Any]:
     """The user's profile, read through the cache; NotFound for an unknown user."""
 
     async def load() -> dict[str, Any] | None:
-        async with svc.uow() as uow:
+        async with svc.user_uow(user_id) as uow:
             user = await uow.users.get(user_id)
             return None if user is None else _profile(user)
 
@@ -155,7 +159,7 @@ async def orders_page(
 ) -> dict[str, Any]:
     """The user's confirmed orders, newest first, items and products loaded: eagerly (two
     queries a page), or lazily in the ``eager_loading`` naive twin (one query per order)."""
-    async with svc.uow() as uow:
+    async with svc.user_uow(user_id) as uow:
         found = await uow.orders.for_user(
             user_id, before=before, limit=limit, eager=not svc.naive(Naive.EAGER_LOADING)
         )
@@ -226,4 +230,47 @@ async def dashboard(svc: Services, user_id: int) -> dict[str, Any]:
         "recent_orders": recent["items"],
         "recommendations": recs,
         "recommendations_source": source,
+    }
+
+
+STATS_DAYS = 30
+"""Days of orders ``order_stats`` covers, today included."""
+
+
+async def order_stats(svc: Services, *, days: int = STATS_DAYS) -> dict[str, Any]:
+    """Confirmed orders and revenue per day over the last ``days`` days, summed across the
+    shards (the router's scatter-gather: every shard at once, each within its timeout); which
+    shards answered, and which did not (their orders are missing from the sums)."""
+    since = (datetime.now(UTC) - timedelta(days=days - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0, tzinfo=None
+    )
+
+    async def daily(make_uow: Callable[[], UnitOfWork], _shard: int) -> list[tuple[str, int, int]]:
+        async with make_uow() as uow:
+            return await uow.orders.daily(since)
+
+    gathered = await svc.shards.gather(daily)
+    totals: dict[str, list[int]] = {}
+    for rows in gathered.values():
+        for day, count, revenue in rows:
+            slot = totals.setdefault(day, [0, 0])
+            slot[0] += count
+            slot[1] += revenue
+    return {
+        "since": since.date().isoformat(),
+        "days": [
+            {"day": day, "orders": n, "revenue_cents": revenue}
+            for day, (n, revenue) in sorted(totals.items())
+        ],
+        "orders": sum(n for n, _ in totals.values()),
+        "revenue_cents": sum(r for _, r in totals.values()),
+        "shards": {
+            "total": len(svc.shards),
+            "answered": sorted(gathered.results),
+            "failed": {
+                str(shard): f"{type(error).__name__}: {error}"[:200]
+                for shard, error in gathered.errors.items()
+            },
+        },
+        "complete": gathered.complete,
     }

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from shop.adapters import orm
 from shop.entrypoints.auth import COOKIE
 from shop.service_layer.views import product_key, profile_key
-from tests.shop.conftest import ShopFactory, sign_in
+from tests.shop.conftest import ShopFactory, settle, sign_in
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -35,8 +35,14 @@ PROPAGATION_SECONDS = 5.0
 
 @pytest.fixture
 def real(shop_database: str, redis_url: str) -> dict[str, Any]:
-    """Settings for a shop on the real services; every instance shares the secret."""
-    return {"database_url": shop_database, "redis_url": redis_url, "secret_key": "x" * 32}
+    """Settings for a shop on the real services; every instance shares the secret. Each runs
+    the event worker in process (on the Redis stream), as no ``shop worker`` runs here."""
+    return {
+        "database_url": shop_database,
+        "redis_url": redis_url,
+        "secret_key": "x" * 32,
+        "events_worker": "embedded",
+    }
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +141,7 @@ async def test_full_order_flow(shop: ShopFactory, real: dict[str, Any]) -> None:
         assert {
             i["product_id"]: i["quantity"] for i in history.json()["items"][0]["items"]
         } == lines
+        await settle(app)  # the event worker turns the reservation into sold stock
         stock_after = await stock(engine, list(lines))
         for pid, quantity in lines.items():
             assert stock_after[pid] == (stock_before[pid][0] - quantity, 0)
@@ -189,6 +196,7 @@ async def test_last_units_never_oversell(shop: ShopFactory, real: dict[str, Any]
         for answer in answers:
             if answer.status_code == 409:
                 assert answer.json()["shortfalls"] == {str(product_id): 1}
+        await settle(app)  # reserved at once; taken from the stock by the event worker
         assert (await stock(engine, [product_id]))[product_id] == (0, 0)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, st
 
 from shop.entrypoints.deps import ServicesDep
 from shop.entrypoints.schemas import MAX_ID, PriceIn, ProductOut, errors
-from shop.service_layer import handlers
+from shop.service_layer import handlers, views
 
 router = APIRouter(tags=["admin"])
 
@@ -35,3 +35,15 @@ async def change_price(
 ) -> Any:
     """Set a product's price; every instance's cached copy is evicted."""
     return await handlers.change_price(svc, product_id, body.price_cents)
+
+
+@router.get(
+    "/admin/stats",
+    dependencies=[Depends(admin)],
+    responses=errors((403, "admin token required")),
+)
+async def stats(svc: ServicesDep) -> Any:
+    """Confirmed orders and revenue per day over the last 30 days, across every shard at once
+    (each within its timeout); ``shards`` says which answered and ``complete`` whether all
+    did (a missing shard's orders are missing from the sums, never guessed)."""
+    return await views.order_stats(svc)
