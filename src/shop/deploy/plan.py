@@ -254,16 +254,15 @@ def make_plan(config: StackConfig, state_dir: Path, haproxy: str) -> Plan:
         wanted.append(("simulator_port", f"recommender-{j}", port))
     chosen: list[int] = []
     for option, role, port in wanted:
+        how = f"--{option.replace('_', '-')} (StackConfig.{option}; 0 picks a free port)"
         if port == 0:
             port = free_port(config.host, taken=chosen)
         elif port in chosen:
-            raise StackError(
-                f"port {port} ({role}) is also given to another program: choose another {option}"
-            )
+            raise StackError(f"port {port} ({role}) is also given to another program: change {how}")
         elif port > 65535 or port_in_use(config.host, port):
             raise StackError(
                 f"port {port} ({role}) is already in use on {config.host}: stop what "
-                f"listens there or choose another {option} (0: a free port)"
+                f"listens there or change {how}"
             )
         chosen.append(port)
     n, k = config.instances, config.recommenders
