@@ -144,6 +144,10 @@ class Plan:
             # N instances share one PostgreSQL (max_connections 100 by default).
             "SHOP_POOL_SIZE": "10",
             "SHOP_MAX_OVERFLOW": "5",
+            # /readyz decides whether HAProxy keeps an instance: N instances, HAProxy and the
+            # simulators share the host's cores, and a busy but healthy instance may take more
+            # than the default 0.5 s to get a database connection and answer SELECT 1.
+            "SHOP_READY_TIMEOUT": "1.0",
         }
         env.update(config.env)
         return env
