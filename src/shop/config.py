@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     """Seconds an idle outbox relay waits before looking again; a commit in the same process
     wakes it at once, so this bounds only the delay of rows another process left."""
 
+    ready_timeout: float = Field(0.5, gt=0, le=60)
+    """Seconds each dependency has to answer ``/readyz`` (the database's answer decides
+    readiness: too short a time takes a busy but healthy instance out of the balancer)."""
+
     tracing: Literal["off", "console", "otlp"] = "off"
     """OpenTelemetry spans: none, one line each on stdout, or OTLP/HTTP to
     ``OTEL_EXPORTER_OTLP_ENDPOINT``."""

@@ -166,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _print_urls(stack.urls())
                 print(f"stop it with: python -m shop.deploy down --state-dir {config.state_dir}")
             return 0
+        if args.command == "down" and not (args.state_dir / "stack.json").exists():
+            print(f"no stack in {args.state_dir}/: nothing to stop")
+            return 0
         stack = Stack.attach(args.state_dir)
         if args.command == "down":
             killed = stack.stop()

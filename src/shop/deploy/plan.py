@@ -144,6 +144,10 @@ class Plan:
             # N instances share one PostgreSQL (max_connections 100 by default).
             "SHOP_POOL_SIZE": "10",
             "SHOP_MAX_OVERFLOW": "5",
+            # /readyz decides whether HAProxy keeps an instance: N instances, HAProxy and the
+            # simulators share the host's cores, and a busy but healthy instance may take more
+            # than the default 0.5 s to get a database connection and answer SELECT 1.
+            "SHOP_READY_TIMEOUT": "1.0",
         }
         env.update(config.env)
         return env
@@ -254,16 +258,15 @@ def make_plan(config: StackConfig, state_dir: Path, haproxy: str) -> Plan:
         wanted.append(("simulator_port", f"recommender-{j}", port))
     chosen: list[int] = []
     for option, role, port in wanted:
+        how = f"--{option.replace('_', '-')} (StackConfig.{option}; 0 picks a free port)"
         if port == 0:
             port = free_port(config.host, taken=chosen)
         elif port in chosen:
-            raise StackError(
-                f"port {port} ({role}) is also given to another program: choose another {option}"
-            )
+            raise StackError(f"port {port} ({role}) is also given to another program: change {how}")
         elif port > 65535 or port_in_use(config.host, port):
             raise StackError(
                 f"port {port} ({role}) is already in use on {config.host}: stop what "
-                f"listens there or choose another {option} (0: a free port)"
+                f"listens there or change {how}"
             )
         chosen.append(port)
     n, k = config.instances, config.recommenders

@@ -14,6 +14,7 @@ from tailguard.balance._endpoint import Endpoint
 from tailguard.errors import ConfigurationError
 from tailguard.events import HookRegistry
 from tailguard.resilience import Retry, RetryBudget
+from tailguard.resilience.timeout import has_deadline
 
 if TYPE_CHECKING:
     from tailguard.balance.balancer import Balancer, Lease
@@ -26,6 +27,7 @@ __all__ = [
     "Call",
     "Outcome",
     "RetrySpec",
+    "SendCall",
     "check_address",
     "is_idempotent",
     "retry_driver",
@@ -123,6 +125,10 @@ class Adapter(Protocol[R_contra]):
         """Release a response that is not returned (its body unread)."""
         ...
 
+    def body_done(self, result: R_contra) -> bool:
+        """Has ``result``'s whole body already been received (nothing left to track)?"""
+        ...
+
     def track(self, result: R_contra, outcome: Outcome) -> None:
         """Arrange for ``outcome.end()`` when ``result``'s body has been read to its end or
         closed (``outcome.end(exc)`` if reading it raised ``exc``); at once when the body is
@@ -166,9 +172,157 @@ def retry_driver(spec: RetrySpec, registry: HookRegistry) -> Retry | None:
 
 
 class Call(Generic[R]):
-    """One request's attempts: the endpoints tried, the retryable response held back."""
+    """One request's attempts: the endpoints tried, the retryable response held back.
 
-    __slots__ = ("adapter", "balancer", "held", "idempotent", "key", "send", "tried")
+    :meth:`send` is how one attempt goes out (a subclass says; :class:`SendCall` calls a
+    function). :meth:`run` is the whole request. Its first attempt runs without the
+    :class:`~tailguard.resilience.Retry` driver: only when that attempt must be retried does
+    ``Retry`` take over, and it sees the attempt's failure again as its own first one
+    (``replay``), so backoff, budget, events and give-up notes are those of a request ``Retry``
+    ran from the start. Under a ``Timeout``, ``Retry`` runs from the start: its deadline rule
+    needs the first attempt's duration. An adapter may make the first attempt itself (a fast
+    path for the common case) and hand anything else over with :meth:`after` or
+    :meth:`after_error`.
+    """
+
+    __slots__ = ("adapter", "balancer", "held", "idempotent", "key", "replay", "tried")
+
+    def __init__(
+        self, balancer: Balancer, adapter: Adapter[R], idempotent: bool, key: str | None
+    ) -> None:
+        self.balancer = balancer
+        self.adapter = adapter
+        self.idempotent = idempotent
+        self.key = key
+        self.tried: list[Endpoint] = []
+        self.held: list[R] = []
+        self.replay: _Again | None = None
+
+    def send(self, endpoint: Endpoint) -> Awaitable[R]:
+        """Send the request to ``endpoint``; the result is judged by the adapter."""
+        raise NotImplementedError
+
+    async def run(self) -> R:
+        """The whole request: a result, or the last failure as ``send`` raised it."""
+        retry = self.balancer.retry
+        if retry is not None and has_deadline():
+            return await self._driven(retry)
+        try:
+            lease = self.balancer.acquire(key=self.key)
+        except BaseException:  # every breaker open: still a request
+            self.balancer.count_request()
+            raise
+        try:
+            result = await self.send(lease.endpoint)
+        except BaseException as exc:
+            return await self.after_error(lease, exc)
+        return await self.after(lease, result)
+
+    async def after(self, lease: Lease, result: R) -> R:
+        """Carry on from a first attempt, on ``lease``, that returned ``result``."""
+        self.tried.append(lease.endpoint)
+        try:
+            result = self._answered(lease, result)
+        except _Again as again:  # a retryable status
+            return await self._retry(again)
+        except BaseException:
+            self.balancer.count_request()
+            raise
+        self.balancer.count_request()
+        return result
+
+    async def after_error(self, lease: Lease, error: BaseException) -> R:
+        """Carry on from a first attempt, on ``lease``, that raised ``error``."""
+        self.tried.append(lease.endpoint)
+        again = self._failed(lease, error)
+        if again is None:
+            self.balancer.count_request()
+            raise error
+        return await self._retry(again)
+
+    async def _retry(self, again: _Again) -> R:
+        retry = self.balancer.retry
+        if retry is None:
+            return self._give_up(again)
+        self.replay = again  # Retry.call counts the request
+        return await self._driven(retry)
+
+    async def _driven(self, retry: Retry) -> R:
+        try:
+            return await retry.call(self.attempt)
+        except _Again as again:
+            return self._give_up(again)
+        finally:
+            if self.held:  # cancelled during a backoff, or a retry failed otherwise
+                await self.release()
+
+    def _give_up(self, again: _Again) -> R:
+        """The last attempt's response, or its failure raised as ``send`` raised it."""
+        if again.error is None:
+            return self.held.pop()
+        for note in getattr(again, "__notes__", ()):
+            again.error.add_note(note)
+        raise again.error from again.error.__cause__
+
+    async def release(self) -> None:
+        """Discard the held responses; runs to its end even when the caller is cancelled,
+        so their connections go back to the pool."""
+        held, self.held = self.held, []
+        await asyncio.shield(_discard_all(self.adapter, held))
+
+    async def attempt(self) -> R:
+        """One attempt, as ``Retry`` drives it: ``_Again`` when it may be retried."""
+        replay = self.replay
+        if replay is not None:  # the first attempt, made by run() before Retry took over
+            self.replay = None
+            raise replay
+        if self.held:  # a retryable response from the last attempt: release it
+            await self.release()
+        lease = self.balancer.acquire(key=self.key, exclude=self.tried)
+        self.tried.append(lease.endpoint)
+        try:
+            result = await self.send(lease.endpoint)
+        except BaseException as exc:
+            again = self._failed(lease, exc)
+            if again is None:
+                raise
+            raise again from exc
+        return self._answered(lease, result)
+
+    def _failed(self, lease: Lease, exc: BaseException) -> _Again | None:
+        """Sending raised ``exc``: end the lease; the ``_Again`` to raise when the request may
+        be retried, ``None`` to let ``exc`` through."""
+        if isinstance(exc, Exception):
+            kind = self.adapter.error_kind(exc)
+            if kind is not None:
+                self.balancer.finish(lease, ok=False)
+                return _Again(exc) if self.idempotent or kind == "unsent" else None
+        self.balancer.cancel(lease)  # a cancellation, or not the endpoint's fault
+        return None
+
+    def _answered(self, lease: Lease, result: R) -> R:
+        """Judge a response by its status: returned (and tracked), or held for a retry."""
+        adapter = self.adapter
+        balancer = self.balancer
+        status = adapter.status(result)
+        ok = status not in adapter.failure_statuses
+        if self.idempotent and status in adapter.retry_statuses:
+            # Judged by its headers: its body is discarded (or, once the retries run out,
+            # returned as is), and a backoff must not count as the endpoint's latency.
+            balancer.finish(lease, ok=ok)
+            self.held.append(result)
+            raise _Again(None)
+        if adapter.body_done(result):
+            balancer.finish(lease, ok=ok)
+        else:  # in flight until its body is read or closed; its latency runs to then
+            adapter.track(result, Outcome(balancer, lease, adapter, ok))
+        return result
+
+
+class SendCall(Call[R]):
+    """A :class:`Call` whose attempts are ``await send(endpoint)``."""
+
+    __slots__ = ("_send",)
 
     def __init__(
         self,
@@ -178,66 +332,11 @@ class Call(Generic[R]):
         idempotent: bool,
         key: str | None,
     ) -> None:
-        self.balancer = balancer
-        self.send = send
-        self.adapter = adapter
-        self.idempotent = idempotent
-        self.key = key
-        self.tried: list[Endpoint] = []
-        self.held: list[R] = []
+        super().__init__(balancer, adapter, idempotent, key)
+        self._send = send
 
-    async def run(self) -> R:
-        retry = self.balancer.retry
-        try:
-            return await (self.attempt() if retry is None else retry.call(self.attempt))
-        except _Again as again:
-            if again.error is None:
-                return self.held.pop()
-            for note in getattr(again, "__notes__", ()):
-                again.error.add_note(note)
-            raise again.error from again.error.__cause__
-        finally:
-            if self.held:  # cancelled during a backoff, or a retry failed otherwise
-                await self.release()
-
-    async def release(self) -> None:
-        """Discard the held responses; runs to its end even when the caller is cancelled,
-        so their connections go back to the pool."""
-        held, self.held = self.held, []
-        await asyncio.shield(_discard_all(self.adapter, held))
-
-    async def attempt(self) -> R:
-        adapter = self.adapter
-        if self.held:  # a retryable response from the last attempt: release it
-            await self.release()
-        balancer = self.balancer
-        lease = balancer.acquire(key=self.key, exclude=self.tried)
-        self.tried.append(lease.endpoint)
-        try:
-            result = await self.send(lease.endpoint)
-        except Exception as exc:
-            kind = adapter.error_kind(exc)
-            if kind is None:
-                balancer.cancel(lease)
-                raise
-            balancer.finish(lease, ok=False)
-            if self.idempotent or kind == "unsent":
-                raise _Again(exc) from exc
-            raise
-        except BaseException:
-            balancer.cancel(lease)
-            raise
-        status = adapter.status(result)
-        ok = status not in adapter.failure_statuses
-        if self.idempotent and status in adapter.retry_statuses:
-            # Judged by its headers: its body is discarded (or, once the retries run out,
-            # returned as is), and a backoff must not count as the endpoint's latency.
-            balancer.finish(lease, ok=ok)
-            self.held.append(result)
-            raise _Again(None)
-        # In flight until its body is read or closed; its latency runs to then.
-        adapter.track(result, Outcome(balancer, lease, adapter, ok))
-        return result
+    def send(self, endpoint: Endpoint) -> Awaitable[R]:
+        return self._send(endpoint)
 
 
 async def _discard_all(adapter: Adapter[R], held: list[R]) -> None:

@@ -22,6 +22,8 @@ PENALTY: Final = 1e9
 """The load (seconds x requests) of an endpoint with requests in flight and no latency measured
 yet: as in Finagle, a fresh endpoint takes one request, then waits for its first answer."""
 
+_exp = math.exp  # bound once: observe and load run on every request
+_INF = math.inf
 _CLOSED: Final = "closed"
 _OPEN: Final = "open"
 
@@ -77,10 +79,10 @@ class Endpoint:
         """Fold one measured ``latency`` (seconds) into the peak-EWMA, at time ``now``."""
         elapsed = now - self._stamp
         cost = self._cost
-        if latency > cost or elapsed == math.inf:
+        if latency > cost or elapsed == _INF:
             self._cost = latency
-        else:
-            w = math.exp(-max(elapsed, 0.0) / self.decay)
+        elif elapsed > 0:  # (none passed: the average keeps its whole weight, as exp(0) = 1)
+            w = _exp(-elapsed / self.decay)
             self._cost = cost * w + latency * (1.0 - w)
         self._stamp = now
 
@@ -90,15 +92,19 @@ class Endpoint:
         elapsed = now - self._stamp
         if elapsed <= 0:
             return self._cost
-        return self._cost * math.exp(-elapsed / self.decay)
+        return self._cost * _exp(-elapsed / self.decay)
 
     def load(self, now: float) -> float:
         """Finagle's P2C cost: peak-EWMA latency x (in flight + 1), divided by the weight;
         :data:`PENALTY` plus in flight when requests wait on an endpoint never measured."""
-        cost = self.latency(now)
-        if cost == 0.0 and self.in_flight:
-            return PENALTY + self.in_flight
-        return cost * (self.in_flight + 1) / self.weight
+        cost = self._cost  # self.latency(now), inlined: two loads are compared per pick
+        elapsed = now - self._stamp
+        if elapsed > 0:
+            cost *= _exp(-elapsed / self.decay)
+        in_flight = self.in_flight
+        if cost == 0.0 and in_flight:
+            return PENALTY + in_flight
+        return cost * (in_flight + 1) / self.weight
 
     # -- health ----------------------------------------------------------------------------
 

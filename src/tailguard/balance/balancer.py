@@ -27,9 +27,9 @@ from tailguard.balance._attempts import (
     DEFAULT_RETRY_STATUSES,
     IDEMPOTENT_METHODS,
     Adapter,
-    Call,
     Outcome,
     RetrySpec,
+    SendCall,
     check_address,
     is_idempotent,
     retry_driver,
@@ -120,29 +120,31 @@ class Balancer:
         """Pick an endpoint and count a request on it; end it with :meth:`finish` or
         :meth:`cancel`. Raises ``CircuitOpenError`` when every endpoint's breaker is open."""
         now = self._now()
-        ep = self.picker.pick(now=now, key=key, exclude=exclude)
+        picker = self.picker
+        ep = picker.pick(now=now, key=key, exclude=exclude)
         state = ep.breaker
-        if state is None and self.breaker is not None:
+        if state is None:
+            if self.breaker is None:  # no breakers: the common case
+                picker.start(ep)
+                return Lease(ep, 0, now)
             state = ep.breaker = BreakerState(self.breaker)
-        generation = 0
-        if state is not None:
-            if state.state != "closed":
-                admitted = state.permit(now)
-                self._publish(ep, state)
-                if not admitted:
-                    raise CircuitOpenError(
-                        f"{self.name}:{ep.address}", retry_after=state.retry_after(now)
-                    )
-            generation = state.generation
-        self.picker.start(ep)
-        return Lease(ep, generation, now)
+        if state.state != "closed":
+            admitted = state.permit(now)
+            self._publish(ep, state)
+            if not admitted:
+                raise CircuitOpenError(
+                    f"{self.name}:{ep.address}", retry_after=state.retry_after(now)
+                )
+        picker.start(ep)
+        return Lease(ep, state.generation, now)
 
     def finish(self, lease: Lease, *, ok: bool) -> None:
         """The request ended: record its latency and outcome (``ok``: not a failure)."""
         now = self._now()
         ep = lease.endpoint
         latency = now - lease.started
-        self.picker.finish(ep, latency=latency, now=now, ok=ok)
+        picker = self.picker
+        picker.finish(ep, latency=latency, now=now, ok=ok)
         state = ep.breaker
         if state is not None:
             slow_after = state.config.slow_call_duration
@@ -150,11 +152,19 @@ class Balancer:
             state.record(lease.generation, now, not ok, slow)
             if state.pending:
                 self._publish(ep, state)
-        if self.outlier is not None and self.outlier.record(
-            ep, ok=ok, now=now, endpoints=self.picker.endpoints
-        ):
+        outlier = self.outlier
+        if outlier is not None and outlier.record(ep, ok=ok, now=now, endpoints=picker.endpoints):
             seconds = ep.ejected_until - now
             self.hooks.emit(EndpointEjected(self.name, ep.address, ep.ejections, seconds))
+
+    def count_request(self) -> None:
+        """One request (not one attempt) went through :meth:`call` without ``Retry`` running:
+        the deposit ``Retry.call`` would have made in the ``RetryBudget``."""
+        retry = self.retry
+        if retry is not None:
+            budget = retry.budget
+            if budget is not None:
+                budget.deposit()
 
     def cancel(self, lease: Lease) -> None:
         """The request ended without an outcome (cancelled): neither success nor failure."""
@@ -197,7 +207,7 @@ class Balancer:
         (``adapter.track``); its latency runs to then and a failure reading the body is a
         failure of the endpoint. A retryable response not returned is judged by its headers
         and discarded, even when the caller is cancelled during a backoff."""
-        return await Call(self, send, adapter, idempotent, key).run()
+        return await SendCall(self, send, adapter, idempotent, key).run()
 
     def __repr__(self) -> str:
         return f"Balancer({self.picker!r}, name={self.name!r})"

@@ -122,7 +122,7 @@ class OutlierDetection:
                 live = set(endpoints)
                 self._stats = {e: st for e, st in self._stats.items() if e in live}
             s = self._stats[endpoint] = _Stats(now)
-        if endpoint.ejected(now):
+        if now < endpoint.ejected_until:  # endpoint.ejected(now), inlined: every request
             return False  # a request that started before the ejection
         if now >= s.window_start + self.interval:
             if endpoint.ejections:  # one off per whole interval back in without an ejection

@@ -275,6 +275,33 @@ class PowerOfTwo(Picker):
         self._random = self.rng.random
         super().__init__(endpoints, name=name)
 
+    def pick(
+        self, *, now: float, key: str | None = None, exclude: Collection[Endpoint] = ()
+    ) -> Endpoint:
+        # The common case without building the candidate list: draw the pair from all the
+        # endpoints and keep it if both are usable. When every endpoint is usable this is the
+        # very draw ``choose`` would make; otherwise a pair with an unusable endpoint is drawn
+        # again from the candidates, and both ways give each usable pair the same chance.
+        eps = self.endpoints
+        n = len(eps)
+        if n > 1 and not exclude:
+            rand = self._random
+            i = int(rand() * n)
+            j = int(rand() * (n - 1))
+            if j >= i:
+                j += 1
+            a, b = eps[i], eps[j]
+            if (
+                a.healthy
+                and b.healthy
+                and now >= a.ejected_until
+                and now >= b.ejected_until
+                and (a.breaker is None or a.admits(now))
+                and (b.breaker is None or b.admits(now))
+            ):
+                return a if a.load(now) <= b.load(now) else b
+        return self.choose(self.candidates(now, exclude), now, key)
+
     def choose(self, candidates: Sequence[Endpoint], now: float, key: str | None) -> Endpoint:
         n = len(candidates)
         if n == 1:

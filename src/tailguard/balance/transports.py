@@ -132,6 +132,10 @@ class BalancedTransport(httpx.AsyncBaseTransport):
     async def discard(self, result: httpx.Response) -> None:
         await result.aclose()
 
+    def body_done(self, result: httpx.Response) -> bool:
+        stream = result.stream
+        return isinstance(stream, httpx.ByteStream) or not isinstance(stream, httpx.AsyncByteStream)
+
     def track(self, result: httpx.Response, outcome: Outcome) -> None:
         stream = result.stream
         if isinstance(stream, httpx.ByteStream) or not isinstance(stream, httpx.AsyncByteStream):

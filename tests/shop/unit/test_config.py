@@ -41,6 +41,7 @@ def test_naive_is_a_comma_list_of_known_practices(monkeypatch: pytest.MonkeyPatc
         ("SHOP_CART_RATE", "many per minute", "SHOP_CART_RATE"),
         ("SHOP_PAYMENTS_URLS", "http://a:1,ftp://b", "SHOP_PAYMENTS_URLS"),
         ("SHOP_SECRET_KEY", "short", "SHOP_SECRET_KEY"),
+        ("SHOP_READY_TIMEOUT", "0", "SHOP_READY_TIMEOUT"),
     ],
 )
 def test_a_bad_value_names_its_variable(

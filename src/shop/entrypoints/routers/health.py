@@ -22,9 +22,6 @@ from shop.service_layer.services import Services
 
 router = APIRouter(tags=["health"])
 
-READY_TIMEOUT = 0.1
-"""Seconds each dependency has to answer /readyz."""
-
 REQUIRED = ("database",)
 """The dependencies without which the instance is not ready (503)."""
 
@@ -55,12 +52,14 @@ def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[Any]]]:
     "/readyz", responses={503: {"description": "a dependency is down (the same body, ready false)"}}
 )
 async def readyz(svc: ServicesDep) -> JSONResponse:
-    """Each dependency within 100 ms, the payment breaker's state, and the practices switched
-    to their naive twin; 503 only when the database is down (the others are ``degraded``)."""
+    """Each dependency within ``SHOP_READY_TIMEOUT`` seconds, the payment breaker's state, and
+    the practices switched to their naive twin; 503 only when the database is down (the others
+    are ``degraded``)."""
+    timeout = svc.settings.ready_timeout
 
     async def run(check: Callable[[], Awaitable[Any]]) -> str:
         try:
-            await asyncio.wait_for(check(), READY_TIMEOUT)
+            await asyncio.wait_for(check(), timeout)
         except Exception as exc:
             return f"down: {type(exc).__name__}"
         return "ok"
