@@ -114,6 +114,8 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
         stack.push_async_callback(databases.dispose)
         if prepare:
             await prepare_database(databases)
+        elif databases.sharded:
+            await _follow_map(databases)
         engine = databases.primary
 
         redis_client = await _redis_client(stack, settings.redis_url)
@@ -185,6 +187,8 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
         )
         svc.worker = events.worker(f"embedded-{os.getpid()}") if settings.embedded_worker else None
         await stack.enter_async_context(_running(events.relays, svc.worker))
+        if databases.sharded:
+            await stack.enter_async_context(_watching(svc, events, settings.shard_refresh))
         yield svc
 
 
@@ -247,7 +251,7 @@ class _Events:
         ]
         self._relay_of = {id(f): r for f, r in zip(factories, self.relays, strict=True)}
         by_engine = {id(e): f for e, f in zip(engines, factories, strict=True)}
-        self._shards = [by_engine[id(e)] for e in databases.shards]
+        self._shards = [by_engine[id(e)] for e in databases.engines]
         self.cache = cache
         self.keys = CacheKey(settings.namespace, version="v1")
 
@@ -272,7 +276,8 @@ class _Events:
         """User id to its shard's unit-of-work factory; scatter-gather with a per-shard
         timeout of SHARD_TIMEOUT seconds."""
         makers: list[Callable[[], UnitOfWork]] = [
-            functools.partial(self._uow_on, factory) for factory in self._shards
+            functools.partial(self._uow_on, factory)
+            for factory in self._shards[: self.databases.map.shards]
         ]
         return ShardRouter(self.databases.strategy, makers, timeout=SHARD_TIMEOUT)
 
@@ -319,6 +324,42 @@ async def _running(relays: list[OutboxRelay], worker: EventWorker | None) -> Asy
         _, pending = await asyncio.wait(tasks, timeout=10.0)
         for task in pending:
             _log.error("%s did not stop within 10 s", task.get_name())
+
+
+async def _follow_map(databases: Databases) -> bool:
+    """Apply the stored shard map if it differs; True when it changed."""
+    from shop.adapters.shardmap import read_map
+
+    stored = await read_map(databases.primary)
+    if stored is None or stored == databases.map:
+        return False
+    databases.apply(stored)
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _watching(svc: Services, events: _Events, interval: float) -> AsyncIterator[None]:
+    """Follow the shard map every ``interval`` seconds: a reshard's freeze and switch reach
+    this process within that time (the reshard waits longer than it before each next step)."""
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await _follow_map(svc.databases or events.databases):
+                    svc.shards = events.shards
+                    _log.warning("shard map now %s", events.databases.map)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("shard map: %r", exc)
+
+    task = asyncio.create_task(watch(), name="shard-map")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5.0)
 
 
 async def _redis_client(stack: contextlib.AsyncExitStack, url: str | None) -> Any:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     database_urls: Annotated[list[str], NoDecode] = []
     """PostgreSQL shards for users and their orders (comma list), by user id (JumpHash); the
     catalogue stays in SHOP_DATABASE_URL (default: the first shard). One URL: no sharding."""
+    shards: int | None = Field(None, ge=1, le=1024)
+    """How many of SHOP_DATABASE_URLS hold users when the database has no shard map yet (a new
+    deployment; default all of them); ``shop reshard --to N`` changes it from then on."""
+    shard_refresh: float = Field(0.5, gt=0, le=60)
+    """Seconds between an instance's reads of the shard map (sharded only)."""
     redis_url: str | None = None
     """``redis://...``: sessions, L2 cache, rate limits, invalidation; default: in-process."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -10,54 +11,96 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from shop.adapters.orm import start_mappers
 from shop.config import Naive, Settings
+from tailguard.errors import BackendUnavailable
+from tailguard.shard import JumpHash
 
-__all__ = ["Databases", "create_engine", "session_factory"]
+__all__ = ["Databases", "ShardMap", "create_engine", "session_factory"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardMap:
+    """How users are spread: ``shards`` of the configured databases in use (JumpHash over the
+    user id), and while a reshard switches, the counts it moves between (``frozen``): users
+    whose shard differs between them may not write until the switch is done."""
+
+    shards: int
+    epoch: int = 0
+    frozen: tuple[int, int] | None = None
 
 
 class Databases:
-    """The primary database (the catalogue) and the shards (users and their orders), each an
-    engine; a shard whose URL is the primary's shares its engine. ``shard_of(user_id)`` is
-    JumpHash over the user id: a shard added at the end takes ``1 / (n + 1)`` of the users."""
+    """The primary database (the catalogue) and the shard databases (users and their orders),
+    each an engine; a shard whose URL is the primary's shares its engine. The first
+    ``map.shards`` of them are in use; ``shard_of(user_id)`` is JumpHash over the user id, so a
+    shard added at the end takes ``1 / (n + 1)`` of the users and moves no others."""
 
-    def __init__(self, primary: AsyncEngine, shards: Sequence[AsyncEngine]) -> None:
-        from tailguard.shard import JumpHash, ShardRouter
-
-        if not shards:
+    def __init__(
+        self, primary: AsyncEngine, engines: Sequence[AsyncEngine], *, shards: int | None = None
+    ) -> None:
+        if not engines:
             raise ValueError("at least one shard")
         self.primary = primary
-        self.shards = list(shards)
-        self.strategy = JumpHash(len(self.shards))
-        self.router: ShardRouter[int, AsyncEngine] = ShardRouter(
-            self.strategy, self.shards, timeout=2.0
-        )
+        self.engines = list(engines)
+        """Every configured shard database, in use or not."""
+        self.map = ShardMap(len(self.engines))
+        self.apply(ShardMap(shards or len(self.engines)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Databases:
         """Engines for every URL of ``settings`` (the primary's reused for an equal shard)."""
         primary = create_engine(settings)
-        shards = [
+        engines = [
             primary if url == settings.resolved_database_url else create_engine(settings, url)
             for url in settings.shard_urls
         ]
-        return cls(primary, shards)
+        return cls(primary, engines, shards=settings.shards)
+
+    def apply(self, shard_map: ShardMap) -> None:
+        """Use ``shard_map`` from now on (ValueError if it names more shards than there are)."""
+        counts = [shard_map.shards, *(shard_map.frozen or ())]
+        if not all(1 <= n <= len(self.engines) for n in counts):
+            raise ValueError(
+                f"the shard map {shard_map} needs databases this process has not got: "
+                f"SHOP_DATABASE_URLS lists {len(self.engines)}"
+            )
+        self.map = shard_map
+        self.strategy = JumpHash(shard_map.shards)
+        self._frozen = (
+            None
+            if shard_map.frozen is None
+            else (JumpHash(shard_map.frozen[0]), JumpHash(shard_map.frozen[1]))
+        )
+
+    @property
+    def shards(self) -> list[AsyncEngine]:
+        """The shard databases in use, in shard order."""
+        return self.engines[: self.map.shards]
 
     @property
     def sharded(self) -> bool:
-        """True when user data lives apart from the primary (more than one shard)."""
-        return len(self.shards) > 1
+        """True when user data may live apart from the primary (more than one database)."""
+        return len(self.engines) > 1
 
     def shard_of(self, user_id: int) -> int:
         """The shard index of ``user_id``."""
         return self.strategy.shard(user_id)
 
-    def engine_for(self, user_id: int) -> AsyncEngine:
-        """The engine of ``user_id``'s shard."""
-        return self.shards[self.strategy.shard(user_id)]
+    def moving(self, user_id: int) -> bool:
+        """True while a reshard's switch moves ``user_id`` to another shard."""
+        if self._frozen is None:
+            return False
+        old, new = self._frozen
+        return old.shard(user_id) != new.shard(user_id)
+
+    def check_writable(self, user_id: int) -> None:
+        """BackendUnavailable (a 503 with Retry-After) while ``user_id`` is being moved."""
+        if self.moving(user_id):
+            raise BackendUnavailable("shard", f"user {user_id} is moving to another shard")
 
     def distinct(self) -> list[AsyncEngine]:
-        """Every engine once: the primary first, then the shards that are not it."""
+        """Every engine once: the primary first, then the shard databases that are not it."""
         seen: list[AsyncEngine] = [self.primary]
-        for engine in self.shards:
+        for engine in self.engines:
             if all(engine is not other for other in seen):
                 seen.append(engine)
         return seen

@@ -35,6 +35,7 @@ __all__ = [
     "processed_events",
     "product_sales",
     "products",
+    "shard_map",
     "start_mappers",
     "users",
 ]
@@ -163,6 +164,19 @@ order_emails = Table(
     Column("subject", String(200), nullable=False),
     Column("body", Text(), nullable=False),
     Column("created_at", DateTime(), nullable=False),
+)
+
+# In the primary: how many of SHOP_DATABASE_URLS are in use (none: all of them), and, while a
+# reshard freezes the users it moves, the shard counts it moves between.
+shard_map = Table(
+    "shard_map",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("shards", Integer(), nullable=False),
+    Column("epoch", Integer(), nullable=False),
+    Column("frozen_from", Integer(), nullable=True),
+    Column("frozen_to", Integer(), nullable=True),
+    Column("updated_at", DateTime(), nullable=False),
 )
 
 mapper_registry = registry(metadata=metadata)

@@ -163,15 +163,18 @@ async def stride_sequences(databases: Databases) -> None:
     above every id on any shard; nothing to do unless sharded (on PostgreSQL)."""
     if not databases.sharded:
         return
-    if len(databases.shards) > ID_STRIDE:
-        raise ValueError(f"at most {ID_STRIDE} shards, got {len(databases.shards)}")
+    if len(databases.engines) > ID_STRIDE:
+        raise ValueError(f"at most {ID_STRIDE} shards, got {len(databases.engines)}")
     highest = 0
-    for engine in databases.shards:
+    for engine in databases.engines:
         async with engine.connect() as connection:
             for table in _STRIDED:
                 found = await connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
                 highest = max(highest, int(found or 0))
-    for index, engine in enumerate(databases.shards):
+    # A margin of ID_STRIDE steps: rows inserted while this runs (the shop keeps serving) take
+    # ids from the old sequences, a few steps past ``highest`` at most, never this far.
+    highest += ID_STRIDE * ID_STRIDE
+    for index, engine in enumerate(databases.engines):
         residue = index + 1
         start = highest + ((residue - highest) % ID_STRIDE or ID_STRIDE)
         async with engine.begin() as connection:
@@ -185,12 +188,19 @@ async def stride_sequences(databases: Databases) -> None:
 
 
 async def prepare(databases: Databases) -> bool:
-    """Migrate every database; seed them when there is no data yet (True when it did), then
-    stride the shards' sequences."""
+    """Migrate every database; follow the stored shard map (or store the first one); seed the
+    shards in use when there is no data yet (True when it did); stride the sequences."""
     from shop.adapters.seed import seed
+    from shop.adapters.shardmap import read_map, write_map
 
     for engine in databases.distinct():
         await migrate(engine)
+    if databases.sharded:
+        stored = await read_map(databases.primary)
+        if stored is None:
+            await write_map(databases.primary, databases.map)
+        else:
+            databases.apply(stored)
     empty = all([await is_empty(engine) for engine in databases.shards])
     if empty:
         await seed(databases)

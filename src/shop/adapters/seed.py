@@ -342,7 +342,8 @@ async def _make_room(connection: AsyncConnection, *, replace: bool) -> None:
         raise SeedError(
             "the database has no shop schema; run shop.adapters.schema.migrate(engine) first"
         )
-    tables = orm.metadata.sorted_tables  # parents first
+    # Parents first; the shard map is configuration, not data: kept, and no reason to refuse.
+    tables = [t for t in orm.metadata.sorted_tables if t is not orm.shard_map]
     if replace:
         if connection.dialect.name == "postgresql":
             names = ", ".join(table.name for table in tables)

@@ -31,6 +31,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
 
+    reshard = sub.add_parser(
+        "reshard", help="move users to --to N of SHOP_DATABASE_URLS while the shop serves"
+    )
+    reshard.add_argument("--to", type=int, required=True, help="the shard count to move to")
+    reshard.add_argument("--batch", type=int, default=500, help="users per copy and check")
+    reshard.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds each map change is given to reach every instance (> SHOP_SHARD_REFRESH "
+        "plus the longest request)",
+    )
+
     worker = sub.add_parser("worker", help="apply the order events from the Redis stream")
     worker.add_argument("--name", default=None, help="the consumer's name (default: host-pid)")
 
@@ -70,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "seed":
             return asyncio.run(_seed(settings, args))
+        if args.command == "reshard":
+            return _run(_reshard(settings, args))
         if args.command == "worker":
             from shop.entrypoints.worker import run_worker
 
@@ -181,6 +196,27 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
         await databases.dispose()
     print(report)
     print(f"sign in as user1@shop.test .. user{args.users}@shop.test with the password 'demo'")
+    return 0
+
+
+async def _reshard(settings: Settings, args: argparse.Namespace) -> int:
+    from shop.adapters.db import Databases
+    from shop.service_layer.resharding import ReshardError, reshard
+
+    databases = Databases.from_settings(settings)
+    try:
+        await reshard(
+            databases,
+            args.to,
+            batch=args.batch,
+            grace=args.grace,
+            say=lambda line: print(f"shop reshard: {line}", flush=True),
+        )
+    except ReshardError as exc:
+        print(f"shop reshard: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await databases.dispose()
     return 0
 
 

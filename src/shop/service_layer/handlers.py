@@ -56,6 +56,14 @@ async def authenticate(svc: Services, email: str, password: str) -> User | None:
     return user
 
 
+def _fence(svc: Services, user_id: int) -> None:
+    """BackendUnavailable (503, Retry-After) while a reshard moves ``user_id``. Checked at the
+    start of a write and again right before each of its commits, so a write in flight when the
+    freeze begins cannot land in the old shard after the reshard's ``grace``."""
+    if svc.databases is not None:
+        svc.databases.check_writable(user_id)
+
+
 async def _user_by_email(svc: Services, email: str) -> User | None:
     async def lookup(make_uow: Callable[[], UnitOfWork], _shard: int) -> User | None:
         async with make_uow() as uow:
@@ -115,6 +123,7 @@ async def place_order(
 ) -> OrderOutcome:
     """Order the cart: validate, reserve stock, charge, confirm; the first final answer to
     (user, ``idempotency_key``) is replayed for every repeat."""
+    _fence(svc, user_id)
     async with svc.user_uow(user_id) as uow:
         prior = await uow.idempotency.get(user_id, idempotency_key)
         pending = None if prior else await uow.orders.by_key(user_id, idempotency_key)
@@ -153,6 +162,7 @@ async def _create(svc: Services, user_id: int, session_id: str, key: str) -> Ord
         try:
             await uow.flush()
             order.placed()
+            _fence(svc, user_id)
             await uow.commit()
         except BaseException as exc:
             if uow.primary_committed:
@@ -234,6 +244,7 @@ async def _confirm(svc: Services, order: Order, charge: Charge, key: str) -> Ord
             # sold stock in the event worker, once: the stock is in the primary database.
             fresh.confirm(charge.id)
         outcome = _final(201, order_dict(fresh))
+        _fence(svc, order.user_id)  # charged: a 503 now, and the repeat confirms it
         # The key's row is the guard: if a concurrent repeat confirmed first, this whole
         # transaction (its event included) is rolled back and its answer stands.
         prior = await _commit_answer(uow, order.user_id, key, outcome)
@@ -261,6 +272,7 @@ async def _abandon(svc: Services, order: Order, reason: str) -> None:
         # Its order.failed event releases the reservation in the event worker, once.
         fresh.fail(reason)
         await uow.orders.remove(fresh)
+        _fence(svc, order.user_id)
         await uow.commit()
         await messagebus.publish(svc, uow.collect_new_events())
 
@@ -283,6 +295,7 @@ async def _commit_answer(
 
 
 async def _remember(svc: Services, user_id: int, key: str, outcome: OrderOutcome) -> OrderOutcome:
+    _fence(svc, user_id)
     async with svc.user_uow(user_id) as uow:
         return await _commit_answer(uow, user_id, key, outcome) or outcome
 
@@ -303,6 +316,7 @@ async def change_price(svc: Services, product_id: int, price_cents: int) -> dict
 
 async def update_profile(svc: Services, user_id: int, *, name: str) -> dict[str, Any]:
     """Rename a user; every instance's cached profile is evicted."""
+    _fence(svc, user_id)
     from shop.service_layer.views import _profile
 
     async with svc.user_uow(user_id) as uow:
@@ -310,6 +324,7 @@ async def update_profile(svc: Services, user_id: int, *, name: str) -> dict[str,
         if user is None:
             raise NotFound(f"user {user_id} does not exist")
         user.update_profile(name=name)
+        _fence(svc, user_id)
         await uow.commit()
         await messagebus.publish(svc, uow.collect_new_events())
         return _profile(user)

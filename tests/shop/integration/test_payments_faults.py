@@ -23,7 +23,7 @@ from shop.adapters.sessions import new_session_id
 from shop.entrypoints.auth import COOKIE, issue_token
 from shop.service_layer.handlers import payment_key
 from tailguard.events import CircuitStateChanged, hooks
-from tests.shop.conftest import ShopFactory, sign_in
+from tests.shop.conftest import ShopFactory, settle, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +175,9 @@ async def check_ledger(app: Any, prefix: str, attempts: list[Attempt]) -> dict[s
         for charge in charges:
             if charge["status"] == "succeeded":
                 assert keys.get(key) in confirmed, (key, charge)
-    # Stock: reserved only for the products of pending orders.
+    # Stock: reserved only for the products of pending orders (once the event worker has
+    # taken confirmed orders' units from stock and given failed orders' back).
+    await settle(app)
     products = [a.product_id for a in attempts]
     held = {pid for o in pending.values() for pid in o["products"]}
     stock = await reserved(app, products)
