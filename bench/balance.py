@@ -22,9 +22,17 @@ Three sections, each a table, then the targets:
    mean share, and the fraction of IPs moved when one node is removed (ideal: 1/5).
 3. **httpx vs aiohttp over HTTP**: three uvicorn servers (``bench/_http.py``, subprocesses on
    loopback ports, stopped on the way out), ``GET /items/{i}`` from ``CONCURRENCY`` coroutines
-   for a fixed time per sample, samples interleaved: ``httpx.AsyncClient`` with
-   ``BalancedTransport``, ``BalancedSession`` (aiohttp), and each client bare (its own pool,
-   the three URLs in turn by hand) to show what the balancer costs. Requests per second.
+   per client for a fixed time per sample: ``httpx.AsyncClient`` with ``BalancedTransport``,
+   ``BalancedSession`` (aiohttp), and each client bare (its own pool, the three URLs in turn
+   by hand) to show what the balancer costs. Every client spreads over the same three servers
+   at the same concurrency. Requests per second, and the client process' CPU time per request.
+   The target (``BalancedSession`` at least ``TARGET`` x bare aiohttp's requests/s) is judged
+   on ``PAIRS`` pairs of samples, bare and balanced back to back in the same run (which one
+   goes first alternates): the median of the per-pair ratios, since the shared machine's load
+   moves both samples of a pair alike.
+4. **Python per request, in process**: the same two aiohttp cases over ``InstantSession``, a
+   stand-in for ``ClientSession`` that answers at once, so only the Python around a request is
+   timed (microseconds, with the harness's interleaved samples): what the balancer adds.
 
 Run it with ``make bench`` (every benchmark), or just this one::
 
@@ -47,7 +55,17 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench._harness import Settings, Target, eprint, header, parse_args, render_table
+from bench._harness import (
+    Case,
+    Settings,
+    Stats,
+    Target,
+    eprint,
+    header,
+    measure,
+    parse_args,
+    render_table,
+)
 from tailguard.balance import (
     Endpoint,
     IPHash,
@@ -67,7 +85,9 @@ SLOW = 10.0  # the fourth backend's factor
 LOAD = 0.70
 REQUESTS, QUICK_REQUESTS = 20_000, 4_000
 CONCURRENCY = 50
-HTTP_SECONDS, QUICK_HTTP_SECONDS = 2.0, 0.6
+HTTP_SECONDS, QUICK_HTTP_SECONDS = 2.0, 0.6  # per httpx sample
+PAIRS, PAIR_SECONDS = 12, 1.0  # aiohttp bare / BalancedSession pairs, seconds per sample
+TARGET = 0.9  # BalancedSession's requests/s over bare aiohttp's, at least
 
 SLOW_CAPACITY_SHARE = 1 / SLOW / (BACKENDS - 1 + 1 / SLOW)  # of the total capacity
 
@@ -260,8 +280,17 @@ def three_servers() -> Iterator[list[Any]]:
             s.stop()
 
 
-async def closed_loop(get: Callable[[int], Awaitable[int]], seconds: float) -> float:
-    """Requests/s from CONCURRENCY coroutines calling ``get`` back to back for ``seconds``."""
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One closed-loop sample: requests per second, and the client process' CPU time per
+    request (user + system, microseconds; servers excluded)."""
+
+    rps: float
+    cpu_us: float
+
+
+async def closed_loop(get: Callable[[int], Awaitable[int]], seconds: float) -> Sample:
+    """CONCURRENCY coroutines calling ``get`` back to back for ``seconds``."""
     count = 0
     stop_at = time.perf_counter() + seconds
 
@@ -275,12 +304,20 @@ async def closed_loop(get: Callable[[int], Awaitable[int]], seconds: float) -> f
             count += 1
             i += CONCURRENCY
 
+    cpu = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
-    return count / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return Sample(count / elapsed, (time.process_time() - cpu) / max(count, 1) * 1e6)
 
 
-async def run_http(settings: Settings) -> dict[str, list[float]]:
+BALANCED, BARE = "aiohttp + BalancedSession", "aiohttp bare"
+
+
+async def run_http(settings: Settings) -> dict[str, list[Sample]]:
+    """The httpx cases rotated over a few repetitions; then the aiohttp pair (the target) over
+    more, shorter ones, each a bare sample and a balanced one back to back (which goes first
+    alternates), so that each ratio compares two samples a second apart."""
     import aiohttp
     import httpx
 
@@ -288,6 +325,8 @@ async def run_http(settings: Settings) -> dict[str, list[float]]:
 
     seconds = QUICK_HTTP_SECONDS if settings.quick else HTTP_SECONDS
     reps = 1 if settings.quick else max(3, min(settings.reps, 5))
+    pairs = 3 if settings.quick else PAIRS
+    pair_seconds = QUICK_HTTP_SECONDS if settings.quick else PAIR_SECONDS
     with three_servers() as servers:
         await asyncio.gather(*(s.ready() for s in servers))
         urls = [f"http://127.0.0.1:{s.port}" for s in servers]
@@ -320,25 +359,102 @@ async def run_http(settings: Settings) -> dict[str, list[float]]:
         cases = {
             "httpx + BalancedTransport": g_bal_httpx,
             "httpx bare": g_bare_httpx,
-            "aiohttp + BalancedSession": g_bal_aiohttp,
-            "aiohttp bare": g_bare_aiohttp,
+            BALANCED: g_bal_aiohttp,
+            BARE: g_bare_aiohttp,
         }
-        samples: dict[str, list[float]] = {name: [] for name in cases}
+        samples: dict[str, list[Sample]] = {name: [] for name in cases}
         try:
             for fn in cases.values():  # warm-up: connections open, code paths hot
                 await closed_loop(fn, 0.2)
-            names = list(cases)
+            names = ["httpx + BalancedTransport", "httpx bare"]
             for rep in range(reps):
-                shift = rep % len(names)
-                for name in names[shift:] + names[:shift]:
+                for name in names if rep % 2 == 0 else names[::-1]:
                     samples[name].append(await closed_loop(cases[name], seconds))
-                eprint(f"http repetition {rep + 1}/{reps} done")
+                eprint(f"http: httpx repetition {rep + 1}/{reps} done")
+            for pair in range(pairs):
+                for name in (BARE, BALANCED) if pair % 2 == 0 else (BALANCED, BARE):
+                    samples[name].append(await closed_loop(cases[name], pair_seconds))
+            eprint(f"http: {pairs} aiohttp pairs done")
         finally:
             await bal_httpx.aclose()
             await bare_httpx.aclose()
             await bal_aiohttp.close()
             await bare_aiohttp.close()
     return samples
+
+
+# -- 4. Python per request, in process ---------------------------------------------------------
+
+
+class _Body:
+    """The body of an answer that came with its headers (aiohttp's ``StreamReader`` surface
+    that ``BalancedSession`` uses)."""
+
+    __slots__ = ()
+
+    def is_eof(self) -> bool:
+        return True
+
+    def exception(self) -> BaseException | None:
+        return None
+
+    def on_eof(self, callback: Callable[[], object]) -> None:
+        callback()
+
+
+class _Answer:
+    """A 200 whose body is already in memory."""
+
+    status = 200
+    content = _Body()
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class InstantSession:
+    """Stands in for ``aiohttp.ClientSession``: ``request`` answers at once, so a loop over it
+    times only the Python around the request (what the balancer adds, or nothing)."""
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        return _Answer()
+
+
+async def measure_python(settings: Settings) -> dict[str, Stats]:
+    """Microseconds per request: ``InstantSession`` bare (three URLs in turn by hand) and
+    through ``BalancedSession`` (its defaults: PowerOfTwo, outlier detection, 3 attempts within
+    a ``RetryBudget``), interleaved as the harness does."""
+    from tailguard.balance import BalancedSession
+
+    urls = ["http://10.0.0.1:8000", "http://10.0.0.2:8000", "http://10.0.0.3:8000"]
+    session = InstantSession()
+    balanced = BalancedSession(urls, session=session)  # type: ignore[arg-type]
+    counter = itertools.count()
+
+    async def bare() -> int:
+        i = next(counter)
+        async with await session.request("GET", f"{urls[i % 3]}/items/{i}") as r:
+            return r.status
+
+    async def through() -> int:
+        i = next(counter)
+        async with await balanced.get(f"/items/{i}") as r:
+            return r.status
+
+    return await measure(
+        [Case("bare", "python", bare), Case("balanced", "python", through)],
+        reps=settings.reps,
+        sample_seconds=settings.sample_seconds,
+    )
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -363,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     quality = mapping_quality()
     eprint("picker cost done")
     http = asyncio.run(run_http(settings))
+    python = asyncio.run(measure_python(settings))
+    eprint("python per request done")
 
     _, _, _, rate = workload(1)
     lines = header("tailguard.balance: strategies, picker cost, httpx vs aiohttp", settings)
@@ -372,10 +490,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"{BACKENDS} backends x {SLOTS} slots, lognormal service (median {MEDIAN * 1000:g} ms, "
         f"sigma {SIGMA}), backend 4 {SLOW:g}x slower; latency from the intended send time"
     )
+    pairs = len(http[BARE])
     lines.append(
-        f"HTTP: 3 uvicorn servers (one worker each), {CONCURRENCY} concurrent coroutines, "
-        f"{QUICK_HTTP_SECONDS if settings.quick else HTTP_SECONDS:g} s per sample, median of "
-        f"{len(next(iter(http.values())))} interleaved samples; client and servers share the "
+        f"HTTP: 3 uvicorn servers (one worker each), {CONCURRENCY} concurrent coroutines per "
+        f"client; every client spreads over the same 3 servers (bare: the three URLs in turn by "
+        f"hand, i % 3; balanced: its picker), each with its own pool (aiohttp: a default "
+        f"ClientSession; httpx: {CONCURRENCY} connections); httpx: "
+        f"{len(http['httpx bare'])} interleaved samples of "
+        f"{QUICK_HTTP_SECONDS if settings.quick else HTTP_SECONDS:g} s; aiohttp: {pairs} pairs "
+        f"of {QUICK_HTTP_SECONDS if settings.quick else PAIR_SECONDS:g} s samples (bare and "
+        f"balanced back to back, the first alternating); client and servers share the "
         f"machine's cores"
     )
     if md:
@@ -443,14 +567,54 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             align=["<", ">", ">"],
         ),
     )
-    rps = {name: statistics.median(v) for name, v in http.items()}
+    rps = {name: statistics.median(x.rps for x in v) for name, v in http.items()}
     section(
         f"httpx vs aiohttp through the balancer ({CONCURRENCY} concurrent, 3 servers)",
         render_table(
-            ["client", "requests/s median", "min", "max"],
+            ["client", "requests/s median", "min", "max", "client CPU us/request"],
             [
-                [name, f"{rps[name]:,.0f}", f"{min(v):,.0f}", f"{max(v):,.0f}"]
+                [
+                    name,
+                    f"{rps[name]:,.0f}",
+                    f"{min(x.rps for x in v):,.0f}",
+                    f"{max(x.rps for x in v):,.0f}",
+                    f"{statistics.median(x.cpu_us for x in v):,.1f}",
+                ]
                 for name, v in http.items()
+            ],
+            markdown=md,
+            align=["<", ">", ">", ">", ">"],
+        ),
+    )
+    # Each pair's two samples ran a second apart: their ratio cancels most of the drift of a
+    # shared machine's load, which moves both; the median of the ratios is the figure judged.
+    paired = [b.rps / a.rps for a, b in zip(http[BARE], http[BALANCED], strict=True)]
+    ratio_rps = statistics.median(paired)
+    print(
+        f"aiohttp + BalancedSession / aiohttp bare, requests/s, per pair: "
+        f"{', '.join(f'{r:.2f}' for r in paired)}; median {ratio_rps:.3f}, ratio of the "
+        f"medians {rps[BALANCED] / rps[BARE]:.3f}; client CPU per request "
+        f"{statistics.median(x.cpu_us for x in http[BALANCED]):.1f} us against "
+        f"{statistics.median(x.cpu_us for x in http[BARE]):.1f} us bare.\n"
+    )
+    py_bare, py_bal = python["bare"], python["balanced"]
+    section(
+        "Python per request, in process: a session that answers at once (no I/O)",
+        render_table(
+            ["case", "us/request median", "min", "added over bare"],
+            [
+                [
+                    "InstantSession bare (three URLs in turn)",
+                    f"{py_bare.median / 1000:.2f}",
+                    f"{py_bare.best / 1000:.2f}",
+                    "-",
+                ],
+                [
+                    "BalancedSession over InstantSession",
+                    f"{py_bal.median / 1000:.2f}",
+                    f"{py_bal.best / 1000:.2f}",
+                    f"{(py_bal.median - py_bare.median) / 1000:.2f}",
+                ],
             ],
             markdown=md,
             align=["<", ">", ">", ">"],
@@ -474,10 +638,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ),
         Target(
             "aiohttp / httpx requests/s, both through the balancer",
-            rps["aiohttp + BalancedSession"] / rps["httpx + BalancedTransport"],
+            rps[BALANCED] / rps["httpx + BalancedTransport"],
             ">=",
             1.0,
             "informational: which adapter to use",
+        ),
+        Target(
+            "aiohttp + BalancedSession / aiohttp bare requests/s",
+            ratio_rps,
+            ">=",
+            TARGET,
+            f"median of {pairs} paired samples, same run, {CONCURRENCY} concurrent, 3 servers; "
+            f"{rps[BALANCED]:,.0f} vs {rps[BARE]:,.0f} req/s",
         ),
     ]
     if md:
@@ -490,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "pickers": {k: statistics.median(v) for k, v in pick.items()},
         "quality": quality,
         "http": rps,
+        "http_ratio": ratio_rps,
+        "python_us": {"bare": py_bare.median / 1000, "balanced": py_bal.median / 1000},
         "targets": [(t.description, t.value, t.passed) for t in goals],
     }
 

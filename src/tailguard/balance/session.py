@@ -202,7 +202,7 @@ class BalancedSession:
         return result.content.is_eof()  # the whole body came with the headers: common
 
     def track(self, result: aiohttp.ClientResponse, outcome: Outcome) -> None:
-        if result.content.is_eof():
+        if self.body_done(result):
             outcome.end()
         else:
             _BodyWatch(result, outcome)
@@ -223,7 +223,11 @@ class BalancedSession:
         The response is the caller's to read or release, as with aiohttp."""
         data = kwargs.get("data")
         idempotent = data is None or isinstance(data, _REPLAYABLE)  # else sent only once
-        if idempotent and method.upper() not in IDEMPOTENT_METHODS:
+        if (
+            idempotent
+            and method not in IDEMPOTENT_METHODS
+            and method.upper() not in IDEMPOTENT_METHODS
+        ):
             headers = kwargs.get("headers")  # a mapping or (name, value) pairs
             idempotent = bool(headers) and is_idempotent(method, CIMultiDict(headers).keys())
         balancer = self.balancer
@@ -244,17 +248,16 @@ class BalancedSession:
             call = _Request(self, method, path, kwargs, idempotent, key)
             return await call.after_error(lease, exc)
         status = response.status
-        if idempotent and status in self.retry_statuses:
-            return await _Request(self, method, path, kwargs, idempotent, key).after(
-                lease, response
-            )
-        ok = status not in self.failure_statuses
-        if response.content.is_eof():  # the whole body came with the headers
-            balancer.finish(lease, ok=ok)
-        else:  # in flight until its body ends or the response is released
-            _BodyWatch(response, Outcome(balancer, lease, self, ok))
-        balancer.count_request()
-        return response
+        if not (idempotent and status in self.retry_statuses):
+            ok = status not in self.failure_statuses
+            if response.content.is_eof():  # the whole body came with the headers
+                balancer.finish(lease, ok=ok)
+            else:  # in flight until its body ends or the response is released
+                _BodyWatch(response, Outcome(balancer, lease, self, ok))
+            balancer.count_request()
+            return response
+        call = _Request(self, method, path, kwargs, idempotent, key)
+        return await call.after(lease, response)  # a retryable status: held, retried
 
     # The verbs return request()'s coroutine rather than await it in one of their own, as
     # aiohttp's do: one frame fewer on every resumption of the request.

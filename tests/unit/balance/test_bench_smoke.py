@@ -18,5 +18,8 @@ def test_balance_benchmark_runs_every_case(capsys: pytest.CaptureFixture[str]) -
     assert set(results["quality"]) == {"tailguard IPHash", "uhashring HashRing"}
     for client in ("httpx + BalancedTransport", "aiohttp + BalancedSession"):
         assert results["http"][client] > 0, client
-    assert len(results["targets"]) == 3
+    assert len(results["targets"]) == 4
+    assert results["http_ratio"] > 0
+    assert results["python_us"]["balanced"] > results["python_us"]["bare"] > 0
+    assert "aiohttp + BalancedSession / aiohttp bare requests/s" in out
     assert "Targets" in out

@@ -223,3 +223,34 @@ def test_replace_keeps_the_endpoint_and_its_state_for_an_address_it_had() -> Non
     for _ in range(3):
         balancer.finish(balancer.acquire(), ok=True)
     assert set(balancer.outlier._stats) <= set(picker.endpoints)
+
+
+def test_power_of_two_draws_from_all_endpoints_as_choose_would_from_the_candidates() -> None:
+    """``pick`` draws its pair from every endpoint before building the candidate list; when
+    all are usable that is the draw ``choose`` makes over the candidates."""
+    fast = PowerOfTwo(["a", "b", "c", "d"], seed=7)
+    slow = PowerOfTwo(["a", "b", "c", "d"], seed=7)
+    for i, (e, f) in enumerate(zip(fast.endpoints, slow.endpoints, strict=True)):
+        e.observe(0.010 * (i + 1), now=0.0)
+        f.observe(0.010 * (i + 1), now=0.0)
+    for k in range(200):
+        now = 0.01 * k
+        got = fast.pick(now=now)
+        want = slow.choose(slow.candidates(now), now, None)
+        assert got.address == want.address
+        fast.start(got)  # loads move with the picks, so later draws compare other loads
+        slow.start(want)
+
+
+def test_power_of_two_never_picks_an_unusable_endpoint_and_spreads_over_the_rest() -> None:
+    broken = Endpoint("e", breaker=BreakerConfig(failure_threshold=1, recovery_time=60.0))
+    assert broken.breaker is not None
+    broken.breaker.record(broken.breaker.generation, 0.0, True, False)  # open until 60 s
+    p2c = PowerOfTwo(["a", "b", "c", "d", broken], seed=11)
+    p2c.endpoints[1].ejected_until = 10.0
+    p2c.endpoints[3].healthy = False
+    assert not broken.admits(0.0)
+    picks = [p2c.pick(now=0.0).address for _ in range(3000)]
+    assert set(picks) == {"a", "c"}  # equal loads (none measured): ties go to the first drawn
+    assert min(picks.count("a"), picks.count("c")) > 1200  # each usable pair equally likely
+    assert p2c.pick(now=0.0, exclude=[p2c.endpoints[0]]).address == "c"

@@ -154,3 +154,51 @@ def test_error_kinds() -> None:
     assert t.error_kind(httpx.ReadTimeout("t", request=req)) == "sent"
     assert t.error_kind(httpx.UnsupportedProtocol("t", request=req)) is None
     assert t.error_kind(ValueError()) is None
+
+
+async def test_retries_are_the_same_whether_retry_runs_from_the_start_or_takes_over() -> None:
+    """Without a deadline the first attempt runs before ``Retry`` (which takes over only when
+    it must retry); under a ``Timeout`` ``Retry`` runs from the start. Same sends, same events,
+    same budget."""
+    from tailguard.events import Event, HookRegistry, RetryGaveUp, RetryScheduled
+    from tailguard.resilience import Timeout
+    from tailguard.testing import RecordingHook
+
+    async def scenario(under_timeout: bool) -> tuple[list[str], list[Event], list[int], float]:
+        log: list[str] = []
+        hooks = HookRegistry()
+        recorder = RecordingHook(hooks, RetryScheduled, RetryGaveUp)
+        budget = RetryBudget()
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            log.append(f"{request.method} {request.url.path} {request.url.port}")
+            if request.url.port == 8001:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(503 if request.url.path.endswith("/busy") else 200)
+
+        statuses = []
+        async with client(handler, retry=budget, hooks=hooks) as c:
+            for path in ("/x", "/x", "/busy", "/x", "/y"):
+                if under_timeout:
+                    async with Timeout(60.0):
+                        statuses.append((await c.get(path)).status_code)
+                else:
+                    statuses.append((await c.get(path)).status_code)
+        return log, recorder.events, statuses, budget.balance()
+
+    fast, general = await scenario(False), await scenario(True)
+    assert fast == general
+    log, events, statuses, balance = fast
+    assert statuses == [200, 200, 503, 200, 200]
+    assert log == [
+        "GET /x 8001", "GET /x 8003",  # refused: never left, so sent elsewhere
+        "GET /x 8003",
+        "GET /busy 8001", "GET /api/busy 8002", "GET /busy 8003",  # out of attempts: the 503
+        "GET /x 8001", "GET /x 8003",
+        "GET /y 8003",
+    ]  # fmt: skip
+    assert [type(e).__name__ for e in events] == [
+        "RetryScheduled", "RetryScheduled", "RetryScheduled", "RetryGaveUp", "RetryScheduled",
+    ]  # fmt: skip
+    retries = 4
+    assert balance == pytest.approx(0.2 * 5 + 100 - retries)  # one deposit per request
