@@ -31,8 +31,8 @@ signed in as its own seeded user with a token made from the stack's secret.
 The machine has 2 CPUs, shared by the load generator, HAProxy, the instances, PostgreSQL and
 Redis: past one instance, the CPU is the ceiling, and the CPU table says where it goes.
 
-    .venv/bin/python -m bench stack               # ~3 min
-    .venv/bin/python -m bench stack --quick       # a smoke test, ~1 min
+    .venv/bin/python -m bench stack               # ~2.5 min
+    .venv/bin/python -m bench stack --quick       # a smoke test, ~40 s
     .venv/bin/python -m bench stack --markdown    # the tables for docs/BENCHMARKS.md
 
 The targets are goals, not assertions: the script exits 0 whatever they say, and ``main()``

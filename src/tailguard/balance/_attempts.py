@@ -226,9 +226,9 @@ class Call(Generic[R]):
         except _Again as again:  # a retryable status
             return await self._retry(again)
         except BaseException:
-            self.balancer.count_request()
+            self.balancer.count_request(lease.started)
             raise
-        self.balancer.count_request()
+        self.balancer.count_request(lease.started)
         return result
 
     async def after_error(self, lease: Lease, error: BaseException) -> R:
@@ -236,7 +236,7 @@ class Call(Generic[R]):
         self.tried.append(lease.endpoint)
         again = self._failed(lease, error)
         if again is None:
-            self.balancer.count_request()
+            self.balancer.count_request(lease.started)
             raise error
         return await self._retry(again)
 

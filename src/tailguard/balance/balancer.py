@@ -157,14 +157,15 @@ class Balancer:
             seconds = ep.ejected_until - now
             self.hooks.emit(EndpointEjected(self.name, ep.address, ep.ejections, seconds))
 
-    def count_request(self) -> None:
+    def count_request(self, started: float | None = None) -> None:
         """One request (not one attempt) went through :meth:`call` without ``Retry`` running:
-        the deposit ``Retry.call`` would have made in the ``RetryBudget``."""
+        the deposit ``Retry.call`` would have made in the ``RetryBudget``. ``started``: when
+        the request started on this balancer's clock (seconds), if known."""
         retry = self.retry
         if retry is not None:
             budget = retry.budget
             if budget is not None:
-                budget.deposit()
+                budget.deposit(started if budget.clock is self.clock else None)
 
     def cancel(self, lease: Lease) -> None:
         """The request ended without an outcome (cancelled): neither success nor failure."""

@@ -254,7 +254,7 @@ class BalancedSession:
                 balancer.finish(lease, ok=ok)
             else:  # in flight until its body ends or the response is released
                 _BodyWatch(response, Outcome(balancer, lease, self, ok))
-            balancer.count_request()
+            balancer.count_request(lease.started)
             return response
         call = _Request(self, method, path, kwargs, idempotent, key)
         return await call.after(lease, response)  # a retryable status: held, retried
