@@ -92,10 +92,13 @@ class RealServices:
         self.databases.clear()
         import redis.asyncio as aioredis
 
+        from shop.adapters.keys import namespace_prefixes
+
         client: Any = aioredis.Redis.from_url(self.redis_url)
         try:
             for namespace in self.namespaces:
-                async for key in client.scan_iter(match=f"{namespace}:*", count=500):
-                    await client.delete(key)
+                for prefix in namespace_prefixes(namespace):
+                    async for key in client.scan_iter(match=f"{prefix}*", count=500):
+                        await client.delete(key)
         finally:
             await client.aclose()

@@ -175,7 +175,13 @@ class Lab:
                 shutil.copy(file, data_dir / file.name)
         else:
             url, namespace = await self.real.copy()
-            real = {"database_url": url, "redis_url": self.real.redis_url, "namespace": namespace}
+            real = {
+                "database_url": url,
+                "redis_url": self.real.redis_url,
+                "namespace": namespace,
+                # No `shop worker` runs in the demo: each shop applies its own order events.
+                "events_worker": "embedded",
+            }
         merged: dict[str, Any] = {
             **real,
             "data_dir": data_dir,

@@ -19,7 +19,12 @@ from typing import Any
 
 from shop.adapters.analytics import MemorySalesAnalytics, RedisSalesAnalytics, SalesAnalytics
 from shop.adapters.db import Databases, session_factory
-from shop.adapters.eventstream import EventStream, MemoryEventStream, RedisEventStream
+from shop.adapters.eventstream import (
+    EventStream,
+    MemoryEventStream,
+    RedisEventStream,
+    stream_name,
+)
 from shop.adapters.payments import HttpPaymentGateway, is_transient
 from shop.adapters.recommendations import HttpRecommender
 from shop.adapters.sessions import MemorySessionStore, RedisSessionStore, SessionStore
@@ -230,7 +235,7 @@ class _Events:
         self.analytics: SalesAnalytics
         if broker is not None:
             self.stream = RedisEventStream(
-                broker, f"{settings.namespace}:events", maxlen=settings.events_maxlen
+                broker, stream_name(settings.namespace), maxlen=settings.events_maxlen
             )
             self.analytics = RedisSalesAnalytics(broker, prefix=settings.namespace)
         else:

@@ -24,7 +24,22 @@ from shop.adapters.outbox import Envelope, UnknownEvent
 from tailguard._clock import Clock, MonotonicClock
 from tailguard.errors import BackendUnavailable
 
-__all__ = ["Delivery", "EventStream", "MemoryEventStream", "RedisEventStream", "StreamInfo"]
+__all__ = [
+    "Delivery",
+    "EventStream",
+    "MemoryEventStream",
+    "RedisEventStream",
+    "StreamInfo",
+    "stream_name",
+]
+
+
+def stream_name(namespace: str) -> str:
+    """The stream of a namespace, ``{namespace}:events``: its dead-letter stream
+    (``{namespace}:events:dead``) has the same hash tag, so both are in one Redis Cluster slot
+    and a dead-letter move is one transaction there too."""
+    return "{" + namespace + "}:events"
+
 
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ from shop.adapters.outbox import Envelope, UnknownEvent, envelope_of
 from shop.domain.events import OrderConfirmed, OrderCreated, ProfileUpdated
 from tailguard.errors import BackendUnavailable
 from tailguard.testing import ManualClock
+from tests.services import backend_client
 
 IDLE = 0.05
 """Seconds a delivery must stay pending before another consumer may claim it (in the tests)."""
@@ -38,21 +39,22 @@ class Case:
             await asyncio.sleep(seconds)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def case(request: pytest.FixtureRequest) -> AsyncIterator[Case]:
     if request.param == "memory":
         clock = ManualClock()
         yield Case(MemoryEventStream(clock=clock), clock)
         return
-    prefix: str = request.getfixturevalue("redis_prefix")
-    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
-    stream = RedisEventStream(client, f"{prefix}events", maxlen=10_000)
-    try:
-        await stream.ensure_group()
-        yield Case(stream, None)
-    finally:
-        await client.delete(stream.stream, stream.dead)
-        await client.aclose()
+    # One hash tag: the stream and its dead-letter stream share a cluster slot.
+    name = "{" + f"tg{uuid.uuid4().hex[:12]}" + "}:events"
+    async with backend_client(request, request.param) as client:
+        stream = RedisEventStream(client, name, maxlen=10_000)
+        try:
+            await stream.ensure_group()
+            yield Case(stream, None)
+        finally:
+            await client.delete(stream.stream)
+            await client.delete(stream.dead)
 
 
 def _envelopes(n: int) -> list[Envelope]:

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from shop.adapters import orm
 from shop.adapters.analytics import RedisSalesAnalytics
 from shop.adapters.db import session_factory
-from shop.adapters.eventstream import RedisEventStream
+from shop.adapters.eventstream import RedisEventStream, stream_name
+from shop.adapters.keys import namespace_prefixes
 from shop.adapters.schema import migrate
 from shop.adapters.seed import seed
 from shop.domain.events import OrderConfirmed
@@ -108,8 +109,8 @@ def namespace(redis_url: str) -> Iterator[str]:
     try:
         yield ns
     finally:
-        delete_prefixed_keys(redis_url, f"{ns}:")
-        delete_prefixed_keys(redis_url, "{" + ns + ":")
+        for prefix in namespace_prefixes(ns):
+            delete_prefixed_keys(redis_url, prefix)
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     events = _events(1500, first_order=1_000_000)
     await _write_events(engine, events)
     client = aioredis.Redis.from_url(redis_url)
-    stream = RedisEventStream(client, f"{namespace}:events")
+    stream = RedisEventStream(client, stream_name(namespace))
     factory = session_factory(engine)
     relay = OutboxRelay(lambda: SqlAlchemyUnitOfWork(factory), stream, batch=500)
     try:
@@ -255,7 +256,7 @@ async def test_entries_that_keep_failing_go_to_the_dead_letter_stream(
     engine: AsyncEngine, redis_url: str, namespace: str
 ) -> None:
     client = aioredis.Redis.from_url(redis_url)
-    stream = RedisEventStream(client, f"{namespace}:events")
+    stream = RedisEventStream(client, stream_name(namespace))
     factory = session_factory(engine)
     evicted: list[str] = []
 
@@ -325,7 +326,7 @@ async def test_orders_are_accepted_while_the_broker_is_down_and_published_when_i
             assert svc.worker is None  # a broker: `shop worker` applies the events
             headers = await sign_in(client, 5)
             await place(client, headers, 20, 1, "broker-up")
-            stream_key = f"{namespace}:events"
+            stream_key = stream_name(namespace)
             await eventually(
                 lambda: _ge(lambda: broker.xlen(stream_key), 1), "the first order's event"
             )

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from shop.adapters.keys import namespace_prefixes
 from shop.deploy import Stack, StackConfig
 from shop.deploy.plan import find_haproxy
 from tests.services import delete_prefixed_keys, skip_or_fail
@@ -85,7 +86,8 @@ def stack_namespace(redis_url: str) -> Iterator[str]:
     try:
         yield namespace
     finally:
-        delete_prefixed_keys(redis_url, f"{namespace}:")
+        for prefix in namespace_prefixes(namespace):
+            delete_prefixed_keys(redis_url, prefix)
 
 
 @pytest.fixture(scope="module")
