@@ -648,8 +648,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             ratio_rps,
             ">=",
             TARGET,
-            f"median of {pairs} paired samples, same run, {CONCURRENCY} concurrent, 3 servers; "
-            f"{rps[BALANCED]:,.0f} vs {rps[BARE]:,.0f} req/s",
+            f"{ratio_rps:.3f}: median of {pairs} paired samples, same run, {CONCURRENCY} "
+            f"concurrent, 3 servers; {rps[BALANCED]:,.0f} vs {rps[BARE]:,.0f} req/s",
         ),
     ]
     if md:

@@ -221,15 +221,13 @@ class BalancedSession:
     ) -> aiohttp.ClientResponse:
         """``method path`` on a picked endpoint; ``kwargs`` go to ``ClientSession.request``.
         The response is the caller's to read or release, as with aiohttp."""
-        data = kwargs.get("data")
-        idempotent = data is None or isinstance(data, _REPLAYABLE)  # else sent only once
-        if (
-            idempotent
-            and method not in IDEMPOTENT_METHODS
-            and method.upper() not in IDEMPOTENT_METHODS
-        ):
-            headers = kwargs.get("headers")  # a mapping or (name, value) pairs
-            idempotent = bool(headers) and is_idempotent(method, CIMultiDict(headers).keys())
+        idempotent = method in IDEMPOTENT_METHODS and not kwargs  # a plain GET: at once
+        if not idempotent:
+            data = kwargs.get("data")
+            idempotent = data is None or isinstance(data, _REPLAYABLE)  # else sent only once
+            if idempotent and method.upper() not in IDEMPOTENT_METHODS:
+                headers = kwargs.get("headers")  # a mapping or (name, value) pairs
+                idempotent = bool(headers) and is_idempotent(method, CIMultiDict(headers).keys())
         balancer = self.balancer
         if balancer.retry is not None and has_deadline():
             return await _Request(self, method, path, kwargs, idempotent, key).run()
