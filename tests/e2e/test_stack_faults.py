@@ -2,7 +2,8 @@
 Redis is down for 5 s, and while the payment gateway fails most of its calls for 10 s.
 
 One stack (``shop.deploy.Stack``: HAProxy, two ``shop serve`` instances, ``shop worker``, the
-simulators) on a fresh PostgreSQL database and a Redis of this module's own, which the test
+simulators) with users and their orders sharded over two fresh PostgreSQL databases, and a
+Redis of this module's own, which the test
 stops. A small closed-loop client places orders through HAProxy: each order is a fresh cart
 session, one ``POST /cart/items`` and one ``POST /orders`` with its own ``Idempotency-Key``;
 a connection error or a 5xx is retried (the same request, the same key), waiting the answer's
@@ -38,10 +39,13 @@ from shop.deploy import Stack, StackConfig
 from shop.deploy.plan import find_haproxy
 from shop.entrypoints.auth import issue_token
 from shop.service_layer.handlers import payment_key
+from tailguard.shard import JumpHash
 from tests.services import KillableRedis, require_service, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
+SHARDS = 2
+"""Users and their orders are sharded over two databases (the first also the catalogue's)."""
 USERS = range(1, 31)
 PRODUCTS = range(1, 21)
 WORKERS = 6
@@ -103,6 +107,7 @@ def stack(
     name = f"shop_e2e_{uuid.uuid4().hex[:12]}"
     config = StackConfig(
         instances=2,
+        shards=SHARDS,
         recommenders=1,
         database_url=make_url(database_url).set(database=name).render_as_string(False),
         redis_url=own_redis.url,
@@ -129,7 +134,9 @@ def stack(
         try:
             running.stop()
         finally:
-            asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for url in config.shard_urls:
+                shard = make_url(url).database
+                asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{shard}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +145,34 @@ def placed() -> list[ClientOrder]:
     return []
 
 
+@dataclass
+class Shards:
+    """The stack's databases: the shards in order, the first also the primary (catalogue,
+    stock, the worker's effects)."""
+
+    engines: list[AsyncEngine]
+
+    @property
+    def primary(self) -> AsyncEngine:
+        return self.engines[0]
+
+    async def rows(self, query: Any) -> list[tuple[int, Any]]:
+        """``query`` on every shard: (shard, row) pairs."""
+        found: list[tuple[int, Any]] = []
+        for shard, engine in enumerate(self.engines):
+            async with engine.connect() as connection:
+                found += [(shard, row) for row in (await connection.execute(query)).all()]
+        return found
+
+
 @pytest.fixture
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.config.async_database_url, poolclass=NullPool)
+async def engine(stack: Stack) -> AsyncIterator[Shards]:
+    engines = [create_async_engine(url, poolclass=NullPool) for url in stack.config.shard_urls]
     try:
-        yield engine
+        yield Shards(engines)
     finally:
-        await engine.dispose()
+        for engine in engines:
+            await engine.dispose()
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -365,15 +393,15 @@ async def gateway(stack: Stack, method: str, path: str, **kwargs: Any) -> Any:
         return response.json()
 
 
-async def check_orders(engine: AsyncEngine, stack: Stack, orders: list[ClientOrder]) -> int:
-    """Every test order so far against the database and the gateway's ledger; returns how many
-    acknowledged orders were lost (not confirmed, or not charged exactly once)."""
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                select(orm.orders).where(orm.orders.c.idempotency_key.like("e2e%"))
-            )
-        ).all()
+async def check_orders(engine: Shards, stack: Stack, orders: list[ClientOrder]) -> int:
+    """Every test order so far against the shards and the gateway's ledger; returns how many
+    acknowledged orders were lost (not confirmed, not in its user's shard, or not charged
+    exactly once)."""
+    placed = await engine.rows(select(orm.orders).where(orm.orders.c.idempotency_key.like("e2e%")))
+    strategy = JumpHash(len(engine.engines))
+    misplaced = [(shard, row.id) for shard, row in placed if strategy.shard(row.user_id) != shard]
+    assert misplaced == [], misplaced  # each order in its user's shard, and only there
+    rows = [row for _shard, row in placed]
     by_key = {row.idempotency_key: row for row in rows}
     assert len(by_key) == len(rows)  # one order per Idempotency-Key
     assert {row.status for row in rows} <= {"confirmed"}, [
@@ -408,46 +436,41 @@ async def check_orders(engine: AsyncEngine, stack: Stack, orders: list[ClientOrd
     return lost
 
 
-async def effects(engine: AsyncEngine) -> dict[str, Any]:
-    """What the worker applied, and what it should have, from the database."""
+async def effects(engine: Shards) -> dict[str, Any]:
+    """What the worker applied, and what it should have: orders and their outbox rows from
+    every shard, the worker's effects from the primary."""
     o, i, ob = orm.orders, orm.order_items, orm.outbox
-    async with engine.connect() as connection:
-        confirmed = set(
-            (
-                await connection.execute(
-                    select(o.c.id).where(
-                        o.c.idempotency_key.like("e2e%"), o.c.status == "confirmed"
-                    )
-                )
-            ).scalars()
+
+    def sold(*where: Any) -> Any:
+        return (
+            select(i.c.product_id, func.sum(i.c.quantity))
+            .join(o, o.c.id == i.c.order_id)
+            .where(o.c.status == "confirmed", *where)
+            .group_by(i.c.product_id)
         )
-        units = dict(
-            (
-                await connection.execute(
-                    select(i.c.product_id, func.sum(i.c.quantity))
-                    .join(o, o.c.id == i.c.order_id)
-                    .where(o.c.idempotency_key.like("e2e%"), o.c.status == "confirmed")
-                    .group_by(i.c.product_id)
-                )
-            ).all()
+
+    def summed(pairs: list[tuple[int, Any]]) -> dict[Any, int]:
+        total: collections.Counter[Any] = collections.Counter()
+        for _shard, (key, n) in pairs:
+            total[key] += int(n)
+        return dict(total)
+
+    confirmed = {
+        row.id
+        for _shard, row in await engine.rows(
+            select(o.c.id).where(o.c.idempotency_key.like("e2e%"), o.c.status == "confirmed")
         )
-        # The seed counts its own (confirmed, keyless) orders in product_sales.
-        seeded = dict(
-            (
-                await connection.execute(
-                    select(i.c.product_id, func.sum(i.c.quantity))
-                    .join(o, o.c.id == i.c.order_id)
-                    .where(o.c.idempotency_key.is_(None), o.c.status == "confirmed")
-                    .group_by(i.c.product_id)
-                )
-            ).all()
+    }
+    units = summed(await engine.rows(sold(o.c.idempotency_key.like("e2e%"))))
+    # The seed counts its own (confirmed, keyless) orders in product_sales.
+    seeded = summed(await engine.rows(sold(o.c.idempotency_key.is_(None))))
+    topics = summed(await engine.rows(select(ob.c.topic, func.count()).group_by(ob.c.topic)))
+    unsent = sum(
+        int(n) for _shard, (n,) in await engine.rows(
+            select(func.count()).where(ob.c.sent_at.is_(None))
         )
-        topics: dict[str, int] = dict(
-            (await connection.execute(select(ob.c.topic, func.count()).group_by(ob.c.topic))).all()
-        )
-        unsent = (
-            await connection.execute(select(func.count()).where(ob.c.sent_at.is_(None)))
-        ).scalar_one()
+    )  # fmt: skip
+    async with engine.primary.connect() as connection:
         emails = list((await connection.execute(select(orm.order_emails.c.order_id))).scalars())
         pe = orm.processed_events
         processed: dict[str, int] = dict(
@@ -500,7 +523,7 @@ def applied_once(found: dict[str, Any]) -> bool:
     )
 
 
-async def drained(engine: AsyncEngine) -> dict[str, Any]:
+async def drained(engine: Shards) -> dict[str, Any]:
     """Wait (bounded) until the worker has applied every event once; what it applied."""
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
@@ -511,7 +534,7 @@ async def drained(engine: AsyncEngine) -> dict[str, Any]:
 
 
 async def verify(
-    phase: str, engine: AsyncEngine, stack: Stack, shop: Shop, placed: list[ClientOrder]
+    phase: str, engine: Shards, stack: Stack, shop: Shop, placed: list[ClientOrder]
 ) -> str:
     """Settle the phase's orders, then check them and those of the phases before (``placed``,
     which they join) and every effect so far; the phase's line."""
@@ -539,7 +562,7 @@ async def ready(stack: Stack) -> None:
 
 
 async def test_an_instance_killed_under_load_loses_no_acknowledged_order(
-    stack: Stack, engine: AsyncEngine, placed: list[ClientOrder]
+    stack: Stack, engine: Shards, placed: list[ClientOrder]
 ) -> None:
     await ready(stack)
     async with shop_client(stack, "e2e-kill") as shop:
@@ -564,7 +587,7 @@ async def test_an_instance_killed_under_load_loses_no_acknowledged_order(
 
 
 async def test_redis_down_for_5s_keeps_the_catalogue_and_recovers_by_itself(
-    stack: Stack, engine: AsyncEngine, own_redis: KillableRedis, placed: list[ClientOrder]
+    stack: Stack, engine: Shards, own_redis: KillableRedis, placed: list[ClientOrder]
 ) -> None:
     await ready(stack)
     pids = [stack.instance_pid(i) for i in range(len(stack.instance_names))]
@@ -644,7 +667,7 @@ async def test_redis_down_for_5s_keeps_the_catalogue_and_recovers_by_itself(
 
 
 async def test_failing_payments_open_the_breaker_and_never_charge_twice(
-    stack: Stack, engine: AsyncEngine, placed: list[ClientOrder]
+    stack: Stack, engine: Shards, placed: list[ClientOrder]
 ) -> None:
     await ready(stack)
     names, urls = stack.instance_names, stack.instance_urls

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--recommenders", type=int, default=DEFAULTS.recommenders)
     up.add_argument("--database-url", default=DEFAULTS.database_url)
+    up.add_argument(
+        "--shards", type=int, default=DEFAULTS.shards, help="databases users are sharded over"
+    )
     up.add_argument("--redis-url", default=DEFAULTS.redis_url)
     up.add_argument("--namespace", default=DEFAULTS.namespace, help="SHOP_NAMESPACE")
     up.add_argument("--host", default=DEFAULTS.host)
@@ -140,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 worker=args.worker,
                 recommenders=args.recommenders,
                 database_url=args.database_url,
+                shards=args.shards,
                 redis_url=args.redis_url,
                 namespace=args.namespace,
                 state_dir=args.state_dir,

@@ -64,6 +64,10 @@ class StackConfig:
     database_url: str = DEFAULT_DATABASE_URL
     """PostgreSQL (``postgresql+asyncpg://``); the database is created when missing, then
     migrated, and seeded when empty."""
+    shards: int = 1
+    """Databases users and their orders are sharded over (SHOP_DATABASE_URLS): the database of
+    ``database_url`` (also the catalogue's) and ``{name}_s1`` .. ``{name}_s{n-1}`` beside it,
+    each created when missing."""
     redis_url: str = DEFAULT_REDIS_URL
     namespace: str = "stack"
     """``SHOP_NAMESPACE``: the prefix of every Redis key the stack's shops use."""
@@ -127,6 +131,8 @@ class StackConfig:
             raise bad("database_url", self.database_url, "a postgresql:// URL")
         if not _DATABASE_NAME.match(self.database_name):
             raise bad("database_url", self.database_url, "a URL naming a database")
+        if not 1 <= self.shards <= 64:
+            raise bad("shards", self.shards, "an integer from 1 to 64")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise bad("redis_url", self.redis_url, "a redis:// URL")
         for option in ("port", "stats_port", "base_port", "simulator_port"):
@@ -155,6 +161,16 @@ class StackConfig:
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver the shop uses."""
         return "postgresql+asyncpg://" + self.database_url.split("://", 1)[1]
+
+    @property
+    def shard_urls(self) -> tuple[str, ...]:
+        """The asyncpg URLs of the shards, the primary's first (one: no sharding)."""
+        base = self.async_database_url
+        head, _, query = base.partition("?")
+        root = head.rsplit("/", 1)[0]
+        tail = f"?{query}" if query else ""
+        names = [self.database_name] + [f"{self.database_name}_s{i}" for i in range(1, self.shards)]
+        return tuple(f"{root}/{name}{tail}" for name in names)
 
     @property
     def database_name(self) -> str:

@@ -135,6 +135,7 @@ class Plan:
         config = self.config
         env = {
             "SHOP_DATABASE_URL": config.async_database_url,
+            "SHOP_DATABASE_URLS": ",".join(config.shard_urls) if config.shards > 1 else "",
             "SHOP_REDIS_URL": config.redis_url,
             "SHOP_NAMESPACE": config.namespace,
             "SHOP_SECRET_KEY": secret_key,

@@ -96,7 +96,11 @@ def prepare_database(plan: Plan, remaining: Callable[[], float]) -> None:
     url = config.async_database_url
     log = plan.logs / "prepare.log"
     try:
-        _run_async(lambda: _create_if_missing(url), timeout=max(1.0, remaining()))
+        for shard_url in config.shard_urls:
+            _run_async(
+                lambda shard_url=shard_url: _create_if_missing(shard_url),  # type: ignore[misc]
+                timeout=max(1.0, remaining()),
+            )
     except (OSError, concurrent.futures.TimeoutError) as exc:
         raise StackError(f"PostgreSQL at {_redact(url)} cannot be reached: {exc}") from exc
     except Exception as exc:
