@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from shop.adapters.orm import start_mappers
 from shop.config import Naive, Settings
-from tailguard.errors import BackendUnavailable
+from tailguard.errors import BackendUnavailable, ConfigurationError
 from tailguard.shard import JumpHash
 
 __all__ = ["Databases", "ShardMap", "create_engine", "session_factory"]
@@ -48,6 +48,12 @@ class Databases:
     @classmethod
     def from_settings(cls, settings: Settings) -> Databases:
         """Engines for every URL of ``settings`` (the primary's reused for an equal shard)."""
+        if settings.shards is not None and settings.shards > len(settings.shard_urls):
+            raise ConfigurationError(
+                "SHOP_SHARDS",
+                settings.shards,
+                f"at most {len(settings.shard_urls)}, the databases in SHOP_DATABASE_URLS",
+            )
         primary = create_engine(settings)
         engines = [
             primary if url == settings.resolved_database_url else create_engine(settings, url)
@@ -56,12 +62,15 @@ class Databases:
         return cls(primary, engines, shards=settings.shards)
 
     def apply(self, shard_map: ShardMap) -> None:
-        """Use ``shard_map`` from now on (ValueError if it names more shards than there are)."""
+        """Use ``shard_map`` from now on (ConfigurationError if it names more shards than
+        SHOP_DATABASE_URLS lists)."""
         counts = [shard_map.shards, *(shard_map.frozen or ())]
         if not all(1 <= n <= len(self.engines) for n in counts):
-            raise ValueError(
-                f"the shard map {shard_map} needs databases this process has not got: "
-                f"SHOP_DATABASE_URLS lists {len(self.engines)}"
+            raise ConfigurationError(
+                "SHOP_DATABASE_URLS",
+                f"{len(self.engines)} URL(s)",
+                f"at least {max(counts)}: the shard map in the primary database has users on "
+                f"{max(counts)} shards (SHOP_SHARDS or `shop reshard` set it)",
             )
         self.map = shard_map
         self.strategy = JumpHash(shard_map.shards)
