@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from shop.config import Naive, load_settings
-from tailguard.errors import ConfigurationError
+from tailguard.errors import BackendUnavailable, ConfigurationError
 
 
 def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
@@ -98,3 +98,30 @@ def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> N
     settings = load_settings()
     assert settings.database_url is None
     assert settings.redis_url is None
+
+
+def test_shard_settings_are_checked_with_one_line_naming_the_setting() -> None:
+    from shop.adapters.db import Databases, ShardMap
+
+    two = "postgresql://db/a,postgres://db/b"
+    settings = load_settings(database_urls=two)
+    assert settings.shard_urls == ["postgresql+asyncpg://db/a", "postgresql+asyncpg://db/b"]
+    assert settings.resolved_database_url == "postgresql+asyncpg://db/a"  # the first: primary
+    assert settings.sharded
+    assert not load_settings(database_urls="postgresql://db/a").sharded
+    with pytest.raises(ConfigurationError, match="SHOP_DATABASE_URLS=.*PostgreSQL URLs"):
+        load_settings(database_urls="sqlite+aiosqlite:///a,sqlite+aiosqlite:///b")
+    with pytest.raises(ConfigurationError, match="SHOP_DATABASE_URLS=.*each shard URL once"):
+        load_settings(database_urls="postgresql://db/a,postgresql://db/a")
+    with pytest.raises(ConfigurationError, match="SHOP_SHARDS=3: expected at most 2"):
+        Databases.from_settings(load_settings(database_urls=two, shards=3))
+    databases = Databases.from_settings(load_settings(database_urls=two, shards=1))
+    assert [databases.shard_of(u) for u in range(1, 50)] == [0] * 49
+    with pytest.raises(ConfigurationError, match="expected at least 3"):
+        databases.apply(ShardMap(3))
+    databases.apply(ShardMap(1, 1, (1, 2)))
+    moving = [u for u in range(1, 200) if databases.moving(u)]
+    assert moving, "a freeze from 1 to 2 shards moves some users"
+    with pytest.raises(BackendUnavailable, match="moving to another shard"):
+        databases.check_writable(moving[0])
+    databases.check_writable(next(u for u in range(1, 200) if u not in moving))
