@@ -109,9 +109,9 @@ def test_shard_settings_are_checked_with_one_line_naming_the_setting() -> None:
     assert settings.resolved_database_url == "postgresql+asyncpg://db/a"  # the first: primary
     assert settings.sharded
     assert not load_settings(database_urls="postgresql://db/a").sharded
-    with pytest.raises(ConfigurationError, match="SHOP_DATABASE_URLS=.*PostgreSQL URLs"):
+    with pytest.raises(ConfigurationError, match=r"SHOP_DATABASE_URLS=.*PostgreSQL URLs"):
         load_settings(database_urls="sqlite+aiosqlite:///a,sqlite+aiosqlite:///b")
-    with pytest.raises(ConfigurationError, match="SHOP_DATABASE_URLS=.*each shard URL once"):
+    with pytest.raises(ConfigurationError, match=r"SHOP_DATABASE_URLS=.*each shard URL once"):
         load_settings(database_urls="postgresql://db/a,postgresql://db/a")
     with pytest.raises(ConfigurationError, match="SHOP_SHARDS=3: expected at most 2"):
         Databases.from_settings(load_settings(database_urls=two, shards=3))
