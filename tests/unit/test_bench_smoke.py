@@ -6,6 +6,8 @@ import pytest
 
 from bench import resilience
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 @pytest.mark.slow
 def test_resilience_benchmark_runs_every_case(capsys: pytest.CaptureFixture[str]) -> None:

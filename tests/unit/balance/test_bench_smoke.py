@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")  # tests/conftest.py says why
+
 
 @pytest.mark.slow
 def test_balance_benchmark_runs_every_case(capsys: pytest.CaptureFixture[str]) -> None:
