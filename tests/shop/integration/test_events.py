@@ -332,9 +332,12 @@ async def test_orders_are_accepted_while_the_broker_is_down_and_published_when_i
             headers = await sign_in(client, 5)
             await place(client, headers, 20, 1, "broker-up")
             stream_key = stream_name(namespace)
-            await eventually(
-                lambda: _ge(lambda: broker.xlen(stream_key), 1), "the first order's event"
-            )
+
+            async def first_published() -> bool:
+                async with svc.uow() as uow:  # both of the first order's events are out
+                    return await uow.outbox.backlog() == 0 and await broker.xlen(stream_key) >= 2
+
+            await eventually(first_published, "the first order's two events published")
 
             killable_redis.kill()
             placed = [await place(client, headers, 21 + i, 1, f"broker-down-{i}") for i in range(3)]
