@@ -113,26 +113,40 @@ def _run(factory: Callable[[], Awaitable[None]]) -> None:
         pool.submit(asyncio.run, main()).result(timeout=60)
 
 
+async def pg_admin(server: Any, statement: str) -> None:
+    """Run ``statement`` outside a transaction (CREATE / DROP DATABASE) on ``server``."""
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_databases(database_url: str, prefix: str, count: int) -> Iterator[list[str]]:
+    """``count`` new PostgreSQL databases on the ``database_url`` server (URLs), dropped after."""
+    server = make_url(database_url)
+    names = [f"{prefix}_{uuid.uuid4().hex[:12]}_{i}" for i in range(count)]
+    made: list[str] = []
+    try:
+        for name in names:
+            _run(lambda name=name: pg_admin(server, f'CREATE DATABASE "{name}"'))
+            made.append(name)
+        yield [server.set(database=n).render_as_string(hide_password=False) for n in names]
+    finally:
+        for name in made:
+            _run(
+                lambda name=name: pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            )
+
+
 @pytest.fixture(scope="module")
 def shop_database(database_url: str) -> Iterator[str]:
     """The URL of a fresh PostgreSQL database on the ``database_url`` server, for this module;
     the first shop started on it migrates and seeds it."""
-    name = f"shop_it_{uuid.uuid4().hex[:16]}"
-    server = make_url(database_url)
-
-    async def admin(statement: str) -> None:
-        engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            async with engine.connect() as connection:
-                await connection.exec_driver_sql(statement)
-        finally:
-            await engine.dispose()
-
-    _run(lambda: admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_databases(database_url, "shop_it", 1) as (url,):
+        yield url
 
 
 SETTLE_SECONDS = 30.0

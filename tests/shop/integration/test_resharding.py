@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -24,7 +22,7 @@ from shop.adapters.shardmap import read_map
 from shop.config import load_settings
 from shop.service_layer.resharding import ReshardError, reshard
 from tailguard.shard import JumpHash
-from tests.shop.conftest import ShopFactory, _run, sign_in
+from tests.shop.conftest import ShopFactory, fresh_databases, sign_in
 
 pytestmark = [pytest.mark.postgres]
 
@@ -32,26 +30,11 @@ READ_SECONDS_AFTER = 1.0
 """Readers go on this long after the reshard returns (the old copies are deleted by then)."""
 
 
-async def _admin(server: Any, statement: str) -> None:
-    engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql(statement)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def three_databases(database_url: str) -> Iterator[list[str]]:
-    server = make_url(database_url)
-    names = [f"shop_rs_{uuid.uuid4().hex[:12]}_{i}" for i in range(3)]
-    for name in names:
-        _run(lambda name=name: _admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        yield [server.set(database=n).render_as_string(hide_password=False) for n in names]
-    finally:
-        for name in names:
-            _run(lambda name=name: _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """Three fresh databases on the ``database_url`` server, dropped afterwards."""
+    with fresh_databases(database_url, "shop_rs", 3) as urls:
+        yield urls
 
 
 async def _ids(url: str, query: str) -> list[int]:
@@ -187,7 +170,11 @@ async def test_growing_from_two_to_three_shards_while_serving(
         assert where == [new.shard(user)]
 
         # Nothing to do the second time; a count beyond the databases is refused.
-        again = await reshard(Databases.from_settings(load_settings(**settings)), 3, grace=0.1)
-        assert again.moved == 0
-        with pytest.raises(ReshardError, match=r"expected 1\.\.3"):
-            await reshard(Databases.from_settings(load_settings(**settings)), 4, grace=0.1)
+        databases = Databases.from_settings(load_settings(**settings))
+        try:
+            again = await reshard(databases, 3, grace=0.1)
+            assert again.moved == 0
+            with pytest.raises(ReshardError, match=r"expected 1\.\.3"):
+                await reshard(databases, 4, grace=0.1)
+        finally:
+            await databases.dispose()

@@ -19,34 +19,18 @@ from sqlalchemy.pool import NullPool
 from shop.adapters.schema import ID_STRIDE
 from shop.adapters.seed import ON_HAND
 from tailguard.shard import JumpHash
-from tests.shop.conftest import ShopFactory, _run, settle, sign_in
+from tests.shop.conftest import ShopFactory, fresh_databases, pg_admin, settle, sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 SHARDS = 4
 
 
-async def _admin(server: Any, statement: str) -> None:
-    engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql(statement)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def shard_urls(database_url: str) -> Iterator[list[str]]:
     """Four fresh databases on the ``database_url`` server, dropped afterwards."""
-    server = make_url(database_url)
-    names = [f"shop_sh_{uuid.uuid4().hex[:12]}_{i}" for i in range(SHARDS)]
-    for name in names:
-        _run(lambda name=name: _admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        yield [server.set(database=n).render_as_string(hide_password=False) for n in names]
-    finally:
-        for name in names:
-            _run(lambda name=name: _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_databases(database_url, "shop_sh", SHARDS) as urls:
+        yield urls
 
 
 @pytest.fixture
@@ -162,8 +146,8 @@ async def test_stats_sum_every_shard_and_say_which_answered(
         victim = make_url(shard_urls[2]).database
         server = make_url(database_url)
         engine = app.state.services.databases.shards[2]
-        await _admin(server, f'ALTER DATABASE "{victim}" ALLOW_CONNECTIONS false')
-        await _admin(
+        await pg_admin(server, f'ALTER DATABASE "{victim}" ALLOW_CONNECTIONS false')
+        await pg_admin(
             server,
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{victim}'",
         )
@@ -171,7 +155,7 @@ async def test_stats_sum_every_shard_and_say_which_answered(
         try:
             partial = (await client.get("/admin/stats", headers=token)).json()
         finally:
-            await _admin(server, f'ALTER DATABASE "{victim}" ALLOW_CONNECTIONS true')
+            await pg_admin(server, f'ALTER DATABASE "{victim}" ALLOW_CONNECTIONS true')
         assert not partial["complete"]
         assert partial["shards"]["answered"] == [0, 1, 3]
         assert list(partial["shards"]["failed"]) == ["2"]
