@@ -123,9 +123,7 @@ async def bootstrap(settings: Settings, *, prepare: bool = False) -> AsyncIterat
             await _follow_map(databases)
         engine = databases.primary
 
-        redis_client = await _redis_client(stack, settings.redis_url)
-        broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
-        cache = await _cache(stack, settings, redis_client)
+        redis_client, broker, cache = await _redis_parts(stack, settings)
 
         sessions: SessionStore
         if redis_client is not None:
@@ -213,9 +211,7 @@ async def bootstrap_worker(
     async with contextlib.AsyncExitStack() as stack:
         databases = Databases.from_settings(settings)
         stack.push_async_callback(databases.dispose)
-        redis_client = await _redis_client(stack, settings.redis_url)
-        broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
-        cache = await _cache(stack, settings, redis_client)
+        redis_client, broker, cache = await _redis_parts(stack, settings)
         events = _Events(settings, databases, broker or redis_client, cache)
         worker = events.worker(consumer)
         await stack.enter_async_context(_running(events.relays, None))
@@ -365,6 +361,16 @@ async def _watching(svc: Services, events: _Events, interval: float) -> AsyncIte
     finally:
         task.cancel()
         await asyncio.wait([task], timeout=5.0)
+
+
+async def _redis_parts(
+    stack: contextlib.AsyncExitStack, settings: Settings
+) -> tuple[Any, Any, TieredCache]:
+    """The Redis client (None without SHOP_REDIS_URL), the event broker's own client (None
+    unless SHOP_BROKER_URL), and the tiered cache over the first."""
+    redis_client = await _redis_client(stack, settings.redis_url)
+    broker = await _redis_client(stack, settings.broker_url) if settings.broker_url else None
+    return redis_client, broker, await _cache(stack, settings, redis_client)
 
 
 async def _redis_client(stack: contextlib.AsyncExitStack, url: str | None) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from shop.adapters.outbox import Envelope, UnknownEvent
+from shop.adapters.outbox import Envelope
 from tailguard._clock import Clock, MonotonicClock
 from tailguard.errors import BackendUnavailable
 
@@ -326,11 +326,3 @@ class MemoryEventStream:
     async def info(self) -> StreamInfo:
         unread = len(self._order) - self._next
         return StreamInfo(len(self.entries), len(self._pending), len(self.dead), unread)
-
-
-def decode_or_none(delivery: Delivery) -> Envelope | None:
-    """The delivery's envelope, or None when the entry is not an event (it goes dead)."""
-    try:
-        return delivery.envelope()
-    except UnknownEvent:
-        return None
